@@ -1,0 +1,317 @@
+"""The reference clip: the one HDF5 schema of the project, its writer, validating reader and sampler.
+
+Layout (format version 1). N frames at a fixed rate; arrays are float64 unless noted.
+
+    attributes
+      format_version  int        1
+      robot           str        robot name (configs/robot/<robot>.yaml)
+      fps             float      frames per second
+      duration        float      (N - 1) / fps, seconds
+      loop_mode       str        "none" (hold the last frame) | "wrap"
+      joint_names     str[12]    order of dof_pos / dof_vel columns
+      foot_names      str[4]     order of foot_pos / foot_contact
+      quat_convention str        "wxyz"
+      source_file     str        file name the clip was made from
+      source_sha256   str        its sha256
+      retarget_settings  str     JSON of the settings used
+      quality         str        JSON of the quality report (retarget/quality.py)
+    datasets
+      time          (N,)       s, 0 .. duration
+      root_pos      (N, 3)     m, base link origin, world frame (z up, ground at z = 0)
+      root_quat     (N, 4)     base attitude, world frame, w x y z
+      root_lin_vel  (N, 3)     m/s, world frame
+      root_ang_vel  (N, 3)     rad/s, world frame
+      dof_pos       (N, 12)    rad
+      dof_vel       (N, 12)    rad/s
+      foot_pos      (N, 4, 3)  m, foot link origins, world frame
+      foot_contact  (N, 4)     uint8 (1 = foot on the ground)
+      phase         (N,)       time / duration, 0 .. 1
+
+Velocities are central differences of the stored positions (one-sided at the ends), so integrating
+them reproduces the positions and the angular velocity is the quaternion's derivative.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import h5py
+import numpy as np
+from scipy.spatial.transform import Rotation, Slerp
+
+from .errors import InputError
+
+FORMAT_VERSION = 1
+LOOP_MODES = ("none", "wrap")
+
+# name -> trailing shape (None = joint/foot count from the attributes)
+DATASETS = {
+    "time": (),
+    "root_pos": (3,),
+    "root_quat": (4,),
+    "root_lin_vel": (3,),
+    "root_ang_vel": (3,),
+    "dof_pos": ("J",),
+    "dof_vel": ("J",),
+    "foot_pos": ("F", 3),
+    "foot_contact": ("F",),
+    "phase": (),
+}
+
+
+@dataclass
+class Clip:
+    fps: float
+    root_pos: np.ndarray
+    root_quat: np.ndarray
+    dof_pos: np.ndarray
+    foot_pos: np.ndarray
+    foot_contact: np.ndarray
+    joint_names: tuple[str, ...]
+    foot_names: tuple[str, ...]
+    root_lin_vel: np.ndarray = None
+    root_ang_vel: np.ndarray = None
+    dof_vel: np.ndarray = None
+    robot: str = "go2"
+    loop_mode: str = "none"
+    source_file: str = ""
+    source_sha256: str = ""
+    retarget_settings: dict = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.root_quat = canonical_quat(np.asarray(self.root_quat, float))
+        if self.root_lin_vel is None:
+            self.root_lin_vel = finite_diff(self.root_pos, self.fps)
+        if self.dof_vel is None:
+            self.dof_vel = finite_diff(self.dof_pos, self.fps)
+        if self.root_ang_vel is None:
+            self.root_ang_vel = angular_velocity(self.root_quat, self.fps)
+        self.foot_contact = np.asarray(self.foot_contact).astype(np.uint8)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.root_pos)
+
+    @property
+    def duration(self) -> float:
+        return (self.num_frames - 1) / self.fps
+
+    @property
+    def time(self) -> np.ndarray:
+        return np.arange(self.num_frames) / self.fps
+
+    @property
+    def phase(self) -> np.ndarray:
+        return self.time / max(self.duration, 1e-12)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in DATASETS}
+
+    def sample(self, t: np.ndarray) -> dict[str, np.ndarray]:
+        """Reference state at arbitrary times (any shape), vectorized.
+
+        Linear interpolation between frames, spherical for the attitude; contacts take the
+        nearest frame. Times past the end hold the last frame ("none") or wrap ("wrap").
+        """
+        t = np.asarray(t, float)
+        flat = t.reshape(-1)
+        if self.loop_mode == "wrap":
+            flat = np.mod(flat, self.duration)
+        flat = np.clip(flat, 0.0, self.duration)
+        x = flat * self.fps
+        i0 = np.minimum(np.floor(x).astype(int), self.num_frames - 2)
+        w = x - i0
+        out = {}
+        for name in ("root_pos", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel", "foot_pos"):
+            a = getattr(self, name)
+            wb = w.reshape(-1, *([1] * (a.ndim - 1)))
+            out[name] = (1 - wb) * a[i0] + wb * a[i0 + 1]
+        rots = Rotation.from_quat(self.root_quat, scalar_first=True)
+        out["root_quat"] = canonical_quat(Slerp(self.time, rots)(flat).as_quat(scalar_first=True))
+        out["foot_contact"] = self.foot_contact[np.rint(x).astype(int)]
+        out["time"] = flat
+        out["phase"] = flat / self.duration
+        return {k: v.reshape(*t.shape, *v.shape[1:]) for k, v in out.items()}
+
+    def resample(self, fps: float) -> "Clip":
+        """The same motion at another frame rate (the env resamples to its control rate once)."""
+        n = int(round(self.duration * fps)) + 1
+        s = self.sample(np.arange(n) / fps)
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        kw.update(fps=float(fps), root_lin_vel=None, root_ang_vel=None, dof_vel=None,
+                  **{k: s[k] for k in ("root_pos", "root_quat", "dof_pos", "foot_pos", "foot_contact")})
+        return Clip(**kw)
+
+
+def canonical_quat(q: np.ndarray) -> np.ndarray:
+    """Unit quaternions with w >= 0 (q and -q are the same attitude)."""
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    return np.where(q[..., :1] < 0, -q, q)
+
+
+def finite_diff(x: np.ndarray, fps: float) -> np.ndarray:
+    return np.gradient(np.asarray(x, float), 1.0 / fps, axis=0)
+
+
+def angular_velocity(quat_wxyz: np.ndarray, fps: float) -> np.ndarray:
+    """World-frame angular velocity from a quaternion sequence by central rotation differences."""
+    r = Rotation.from_quat(quat_wxyz, scalar_first=True)
+    n = len(quat_wxyz)
+    if n < 2:
+        return np.zeros((n, 3))
+    fwd = (r[1:] * r[:-1].inv()).as_rotvec() * fps  # (n-1, 3) between frames i and i+1
+    out = np.empty((n, 3))
+    out[0], out[-1] = fwd[0], fwd[-1]
+    out[1:-1] = (r[2:] * r[:-2].inv()).as_rotvec() * (fps / 2)
+    return out
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_output(path: str | Path):
+    """A temporary path beside `path`; call `os.replace(tmp, path)` once it is complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_clip(clip: Clip, path: str | Path) -> None:
+    """Write atomically: a crash or a bad value never leaves a partial clip at `path`."""
+    validate(clip, str(path))
+    path = Path(path)
+    tmp = atomic_output(path)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["robot"] = clip.robot
+            f.attrs["fps"] = float(clip.fps)
+            f.attrs["duration"] = float(clip.duration)
+            f.attrs["loop_mode"] = clip.loop_mode
+            f.attrs["joint_names"] = list(clip.joint_names)
+            f.attrs["foot_names"] = list(clip.foot_names)
+            f.attrs["quat_convention"] = "wxyz"
+            f.attrs["source_file"] = clip.source_file
+            f.attrs["source_sha256"] = clip.source_sha256
+            f.attrs["retarget_settings"] = json.dumps(clip.retarget_settings)
+            f.attrs["quality"] = json.dumps(clip.quality)
+            for name, a in clip.arrays().items():
+                f.create_dataset(name, data=a, dtype=np.uint8 if name == "foot_contact" else np.float64)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_clip(path: str | Path, robot=None) -> Clip:
+    """Read and validate a clip; every problem is an InputError naming the file and field.
+
+    With `robot` (a retarget.robot.Robot), joint and foot names must match its canonical order.
+    """
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not a readable HDF5 clip ({e})") from e
+    with f:
+        attrs = dict(f.attrs)
+        version = attrs.get("format_version")
+        if version is None:
+            raise InputError(f"{path}: attribute 'format_version' missing: not a clip of this project")
+        if int(version) != FORMAT_VERSION:
+            raise InputError(f"{path}: attribute 'format_version' is {int(version)}, this reader reads {FORMAT_VERSION}")
+        for key in ("robot", "fps", "loop_mode", "joint_names", "foot_names", "quat_convention"):
+            if key not in attrs:
+                raise InputError(f"{path}: attribute {key!r} missing")
+        if attrs["quat_convention"] != "wxyz":
+            raise InputError(f"{path}: attribute 'quat_convention' is {attrs['quat_convention']!r}, expected 'wxyz'")
+        if attrs["loop_mode"] not in LOOP_MODES:
+            raise InputError(f"{path}: attribute 'loop_mode' is {attrs['loop_mode']!r}, expected one of {LOOP_MODES}")
+        fps = float(attrs["fps"])
+        if not np.isfinite(fps) or fps <= 0:
+            raise InputError(f"{path}: attribute 'fps' is {fps}, expected a positive number")
+        joint_names = tuple(str(n) for n in attrs["joint_names"])
+        foot_names = tuple(str(n) for n in attrs["foot_names"])
+        sizes = {"J": len(joint_names), "F": len(foot_names)}
+        data = {}
+        n = None
+        for name, tail in DATASETS.items():
+            if name not in f:
+                raise InputError(f"{path}: dataset {name!r} missing")
+            ds = f[name]
+            if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fiu":
+                raise InputError(f"{path}: dataset {name!r} is not numeric")
+            a = ds[()]
+            want = tuple(sizes.get(d, d) for d in tail)
+            n = len(a) if n is None else n
+            if a.shape != (n, *want):
+                raise InputError(f"{path}: dataset {name!r} has shape {a.shape}, expected {(n, *want)}")
+            if not np.all(np.isfinite(a)):
+                i = int(np.argwhere(~np.isfinite(a.reshape(n, -1)).any(axis=1))[0, 0])
+                raise InputError(f"{path}: dataset {name!r} has a non-finite value at frame {i}")
+            data[name] = a
+        if n < 2:
+            raise InputError(f"{path}: dataset 'time' has {n} frames, a clip needs at least 2")
+        if not np.allclose(data["time"], np.arange(n) / fps, atol=1e-6):
+            raise InputError(f"{path}: dataset 'time' does not match attribute 'fps' = {fps}")
+        norms = np.linalg.norm(data["root_quat"], axis=-1)
+        if np.any(np.abs(norms - 1) > 1e-3):
+            i = int(np.argmax(np.abs(norms - 1)))
+            raise InputError(f"{path}: dataset 'root_quat' is not unit length at frame {i} (norm {norms[i]:.4f})")
+        clip = Clip(
+            fps=fps, root_pos=data["root_pos"], root_quat=data["root_quat"], dof_pos=data["dof_pos"],
+            foot_pos=data["foot_pos"], foot_contact=data["foot_contact"], joint_names=joint_names,
+            foot_names=foot_names, root_lin_vel=data["root_lin_vel"], root_ang_vel=data["root_ang_vel"],
+            dof_vel=data["dof_vel"], robot=str(attrs["robot"]), loop_mode=str(attrs["loop_mode"]),
+            source_file=str(attrs.get("source_file", "")), source_sha256=str(attrs.get("source_sha256", "")),
+            retarget_settings=_json_attr(path, attrs, "retarget_settings"), quality=_json_attr(path, attrs, "quality"),
+        )
+    if robot is not None:
+        check_robot(clip, robot, str(path))
+    return clip
+
+
+def _json_attr(path, attrs, key) -> dict:
+    try:
+        return json.loads(attrs.get(key, "{}"))
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: attribute {key!r} is not valid JSON ({e})") from e
+
+
+def check_robot(clip: Clip, robot, where: str) -> None:
+    if clip.robot != robot.name:
+        raise InputError(f"{where}: attribute 'robot' is {clip.robot!r}, expected {robot.name!r}")
+    if tuple(clip.joint_names) != tuple(robot.joint_names):
+        raise InputError(f"{where}: attribute 'joint_names' {list(clip.joint_names)} differs from the robot's {list(robot.joint_names)}")
+    if tuple(clip.foot_names) != tuple(robot.foot_names):
+        raise InputError(f"{where}: attribute 'foot_names' {list(clip.foot_names)} differs from the robot's {list(robot.foot_names)}")
+
+
+def validate(clip: Clip, where: str) -> None:
+    """Refuse to write non-finite or inconsistent arrays."""
+    n = clip.num_frames
+    if n < 2:
+        raise InputError(f"{where}: a clip needs at least 2 frames, got {n}")
+    if clip.loop_mode not in LOOP_MODES:
+        raise InputError(f"{where}: loop_mode {clip.loop_mode!r} is not one of {LOOP_MODES}")
+    sizes = {"J": len(clip.joint_names), "F": len(clip.foot_names)}
+    for name, a in clip.arrays().items():
+        want = (n, *(sizes.get(d, d) for d in DATASETS[name]))
+        if np.shape(a) != want:
+            raise InputError(f"{where}: field {name!r} has shape {np.shape(a)}, expected {want}")
+        bad = ~np.isfinite(np.asarray(a, float).reshape(n, -1)).all(axis=1)
+        if bad.any():
+            raise InputError(f"{where}: field {name!r} is not finite at frame {int(np.argmax(bad))}")
