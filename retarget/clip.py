@@ -184,7 +184,8 @@ def atomic_output(path: str | Path):
     """A temporary path beside `path`; call `os.replace(tmp, path)` once it is complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Same extension as the target: writers that pick a format by extension (savefig, imageio) work.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     return Path(tmp)
 
@@ -260,7 +261,7 @@ def read_clip(path: str | Path, robot=None) -> Clip:
             if a.shape != (n, *want):
                 raise InputError(f"{path}: dataset {name!r} has shape {a.shape}, expected {(n, *want)}")
             if not np.all(np.isfinite(a)):
-                i = int(np.argwhere(~np.isfinite(a.reshape(n, -1)).any(axis=1))[0, 0])
+                i = int(np.argmax(~np.isfinite(a.reshape(n, -1)).all(axis=1)))
                 raise InputError(f"{path}: dataset {name!r} has a non-finite value at frame {i}")
             data[name] = a
         if n < 2:

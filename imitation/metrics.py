@@ -1,0 +1,355 @@
+"""Evaluation metrics of a flip: recorded rollouts in, per-episode numbers and side-by-side tables out.
+
+Pure numpy/scipy (no genesis, no torch), so the same code scores the imitation policy, the reward-only
+baseline and the official policies, and can be tested on scripted trajectories.
+
+Conventions (the ones of the Genesis Go2: x forward, y left, z up; quaternions w x y z):
+
+- A backward flip is a *negative* rotation about the body y axis in Genesis; every pitch figure here
+  reports it as **positive** degrees.
+- Pitch rotation is the body-frame rotation between consecutive recorded attitudes, projected on the
+  body y axis and accumulated: the integral of the body pitch rate, computed from the quaternions so
+  that it is exact for any per-step rotation below 180 degrees, never wraps (a full turn is 360, two
+  are 720) and does not depend on the rate samples lining up with the attitude samples.
+- Tilt is the angle between the body z axis and world z (0 = upright, 180 = upside down).
+
+Success (`success`), all of the following for one episode, the "final" sample being the last valid one:
+
+1. net backward pitch rotation at the final sample >= ``min_rotation_deg`` (330),
+2. final tilt < ``max_final_tilt_deg`` (30 degrees),
+3. no non-foot ground contact (``body_contact``) at any valid sample of the episode,
+4. final base height > ``min_final_height`` (0.2 m),
+5. all four feet in contact at the final sample.
+
+Net rather than peak rotation: a robot that turns 360 degrees and falls back counts as not flipping, and
+together with (2) a success has turned one full backward turn (or more) and stays upright.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "min_rotation_deg": 330.0,
+    "max_final_tilt_deg": 30.0,
+    "min_final_height": 0.2,
+}
+
+# (label, unit, format) of every known metric, in table order; bool metrics are shown as rates.
+METRIC_INFO: dict[str, tuple[str, str, str]] = {
+    "success": ("success", "%", ".1f"),
+    "pitch_rotation_deg": ("pitch rotation (net, backward +)", "deg", ".1f"),
+    "max_pitch_rotation_deg": ("pitch rotation (peak)", "deg", ".1f"),
+    "peak_pitch_rate": ("peak backward pitch rate", "rad/s", ".2f"),
+    "apex_height": ("apex base height", "m", ".3f"),
+    "flight_time": ("flight time", "s", ".3f"),
+    "final_tilt_deg": ("landing attitude error (final tilt)", "deg", ".1f"),
+    "final_height": ("final base height", "m", ".3f"),
+    "body_contact": ("non-foot ground contact", "%", ".1f"),
+    "feet_down_at_end": ("four feet down at end", "%", ".1f"),
+    "joint_rmse": ("joint RMSE vs reference", "rad", ".3f"),
+    "foot_pos_error": ("foot position error", "m", ".3f"),
+    "root_orient_error": ("root orientation error", "rad", ".3f"),
+    "root_height_error": ("root height error", "m", ".3f"),
+    "root_pos_error": ("root position error", "m", ".3f"),
+    "peak_torque": ("peak |torque|", "N m", ".1f"),
+    "rms_torque": ("RMS torque", "N m", ".2f"),
+    "action_rate": ("action rate (mean sum dA^2)", "", ".3f"),
+    "energy": ("mechanical energy sum|tau qd|dt", "J", ".1f"),
+}
+
+
+@dataclass
+class Trajectory:
+    """Recorded rollouts: E episodes of T control steps of length `dt`, sample k at time k * dt.
+
+    Shapes (world frame unless noted):
+        root_pos (E,T,3) m; root_quat (E,T,4) w x y z; root_ang_vel_body (E,T,3) rad/s body frame;
+        dof_pos, dof_vel, torque, actions (E,T,J); foot_pos (E,T,F,3) m; foot_contact (E,T,F) bool;
+        body_contact (E,T) bool, any non-foot link touching the ground.
+    `length` (E,) ints: episodes that ended early hold `length[e]` valid samples followed by padding
+    that every metric ignores; None means all T samples are valid.
+    `joint_names` / `foot_names`: the column order of the arrays; when both the trajectory and the
+    reference name them, the reference is reordered to match (Genesis and the clips order legs
+    differently, and a silent mismatch would corrupt every tracking error).
+    """
+
+    dt: float
+    root_pos: np.ndarray
+    root_quat: np.ndarray
+    root_ang_vel_body: np.ndarray
+    dof_pos: np.ndarray
+    dof_vel: np.ndarray
+    torque: np.ndarray
+    actions: np.ndarray
+    foot_pos: np.ndarray
+    foot_contact: np.ndarray
+    body_contact: np.ndarray
+    time: np.ndarray | None = None
+    length: np.ndarray | None = None
+    joint_names: tuple[str, ...] | None = None
+    foot_names: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        self.dt = float(self.dt)
+        if not np.isfinite(self.dt) or self.dt <= 0:
+            raise ValueError(f"dt must be positive, got {self.dt}")
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name in ("foot_contact", "body_contact"):
+                setattr(self, f.name, np.asarray(v, bool))
+            elif isinstance(v, (np.ndarray, list, tuple)) and f.name not in ("joint_names", "foot_names", "length"):
+                setattr(self, f.name, np.asarray(v, float))
+        e, t = self.root_pos.shape[:2]
+        j, nf = self.dof_pos.shape[-1], self.foot_contact.shape[-1]
+        want = {
+            "root_pos": (e, t, 3), "root_quat": (e, t, 4), "root_ang_vel_body": (e, t, 3),
+            "dof_pos": (e, t, j), "dof_vel": (e, t, j), "torque": (e, t, j), "actions": (e, t, j),
+            "foot_pos": (e, t, nf, 3), "foot_contact": (e, t, nf), "body_contact": (e, t),
+        }
+        for name, shape in want.items():
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"Trajectory.{name} has shape {getattr(self, name).shape}, expected {shape}")
+        if t < 2:
+            raise ValueError(f"a trajectory needs at least 2 samples, got {t}")
+        if self.time is None:
+            self.time = np.arange(t) * self.dt
+        elif self.time.shape != (t,):
+            raise ValueError(f"Trajectory.time has shape {self.time.shape}, expected ({t},)")
+        if self.length is None:
+            self.length = np.full(e, t, dtype=int)
+        else:
+            self.length = np.asarray(self.length).astype(int).reshape(e)
+            if np.any(self.length < 1) or np.any(self.length > t):
+                raise ValueError(f"Trajectory.length must lie in 1..{t}, got {self.length}")
+        norm = np.linalg.norm(self.root_quat, axis=-1, keepdims=True)
+        # Padding may hold zeros; a unit placeholder keeps the rotation maths finite there.
+        self.root_quat = np.where(norm > 1e-9, self.root_quat / np.maximum(norm, 1e-12), [1.0, 0, 0, 0])
+
+    @property
+    def num_episodes(self) -> int:
+        return self.root_pos.shape[0]
+
+    @property
+    def num_steps(self) -> int:
+        return self.root_pos.shape[1]
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(E,T) bool: samples inside each episode."""
+        return np.arange(self.num_steps)[None, :] < self.length[:, None]
+
+
+def _last(x: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """x[e, length[e] - 1, ...] for every episode."""
+    idx = (length - 1).reshape(-1, *([1] * (x.ndim - 1)))
+    return np.take_along_axis(x, idx, axis=1)[:, 0]
+
+
+def _masked_mean(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean over axis 1 and any trailing axes of the samples where mask (E,T) is set (padding may be NaN)."""
+    per_sample = x.reshape(*x.shape[:2], -1).mean(axis=-1)
+    return np.where(mask, per_sample, 0.0).sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
+
+
+def pitch_increments(quat_wxyz: np.ndarray) -> np.ndarray:
+    """(E,T-1) backward pitch (rad) turned between consecutive samples, body frame, backward positive."""
+    e, t = quat_wxyz.shape[:2]
+    a = Rotation.from_quat(quat_wxyz[:, :-1].reshape(-1, 4), scalar_first=True)
+    b = Rotation.from_quat(quat_wxyz[:, 1:].reshape(-1, 4), scalar_first=True)
+    # a^-1 b is the step expressed in the body frame at the start of the step.
+    step = (a.inv() * b).as_rotvec().reshape(e, t - 1, 3)
+    return -step[..., 1]
+
+
+def cumulative_pitch(traj: Trajectory) -> np.ndarray:
+    """(E,T) backward pitch turned since t = 0 (rad); constant over padding."""
+    inc = pitch_increments(traj.root_quat) * traj.valid[:, 1:]
+    return np.concatenate([np.zeros((traj.num_episodes, 1)), np.cumsum(inc, axis=1)], axis=1)
+
+
+def tilt(quat_wxyz: np.ndarray) -> np.ndarray:
+    """Angle (rad) between body z and world z: the (2,2) entry of the rotation matrix is 1 - 2(x^2 + y^2)."""
+    q = quat_wxyz / np.linalg.norm(quat_wxyz, axis=-1, keepdims=True)
+    return np.arccos(np.clip(1.0 - 2.0 * (q[..., 1] ** 2 + q[..., 2] ** 2), -1.0, 1.0))
+
+
+def quat_angle(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
+    """Rotation angle (rad, 0..pi) between two attitudes; |dot| because q and -q are the same attitude."""
+    q1 = q1 / np.linalg.norm(q1, axis=-1, keepdims=True)
+    q2 = q2 / np.linalg.norm(q2, axis=-1, keepdims=True)
+    return 2.0 * np.arccos(np.clip(np.abs(np.sum(q1 * q2, axis=-1)), 0.0, 1.0))
+
+
+def longest_run(flag: np.ndarray) -> np.ndarray:
+    """(E,) length in samples of the longest run of consecutive True along axis 1, vectorized."""
+    c = np.cumsum(flag, axis=1)
+    # At every False the running count is frozen; subtracting the last frozen value restarts it.
+    base = np.maximum.accumulate(np.where(flag, 0, c), axis=1)
+    return (c - base).max(axis=1)
+
+
+def apex(z: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(E,) highest base height, refined by the parabola through the top sample and its neighbours.
+
+    Near the apex the base is ballistic, so the three samples lie on a parabola and its vertex is the
+    true apex between samples rather than the sampled maximum (off by up to g dt^2 / 8).
+    """
+    e, t = z.shape
+    zm = np.where(valid, z, -np.inf)
+    k = np.argmax(zm, axis=1)
+    rows = np.arange(e)
+    top = zm[rows, k]
+    inner = (k > 0) & (k < t - 1)
+    km, kp = np.clip(k - 1, 0, t - 1), np.clip(k + 1, 0, t - 1)
+    inner &= valid[rows, km] & valid[rows, kp]
+    zl, zr = z[rows, km], z[rows, kp]
+    curv = zl - 2 * top + zr
+    ok = inner & (curv < -1e-12)
+    shift = np.where(ok, 0.5 * (zl - zr) / np.where(ok, curv, -1.0), 0.0)
+    return top - 0.25 * (zl - zr) * shift
+
+
+def _reference_at(traj: Trajectory, ref) -> dict[str, np.ndarray]:
+    """Reference arrays at the trajectory's sample times, columns in the trajectory's order."""
+    s = ref.sample(traj.time)  # holds the last frame past the end of a non-looping clip
+    dof, feet = s["dof_pos"], s["foot_pos"]
+    if traj.joint_names is not None and getattr(ref, "joint_names", None) is not None:
+        dof = dof[:, _permutation(ref.joint_names, traj.joint_names, "joint")]
+    if traj.foot_names is not None and getattr(ref, "foot_names", None) is not None:
+        feet = feet[:, _permutation(ref.foot_names, traj.foot_names, "foot")]
+    if dof.shape[-1] != traj.dof_pos.shape[-1] or feet.shape[-2] != traj.foot_pos.shape[-2]:
+        raise ValueError(f"reference has {dof.shape[-1]} joints / {feet.shape[-2]} feet, "
+                         f"trajectory {traj.dof_pos.shape[-1]} / {traj.foot_pos.shape[-2]}")
+    return {"root_pos": s["root_pos"], "root_quat": s["root_quat"], "dof_pos": dof, "foot_pos": feet}
+
+
+def _permutation(src, dst, what) -> np.ndarray:
+    src, dst = list(src), list(dst)
+    if sorted(src) != sorted(dst):
+        raise ValueError(f"reference {what} names {src} differ from the trajectory's {dst}")
+    return np.array([src.index(n) for n in dst])
+
+
+def episode_metrics(traj: Trajectory, ref=None, thresholds: dict | None = None) -> dict[str, np.ndarray]:
+    """Per-episode metrics, each an (E,) array (bool for flags). See the module docstring for success.
+
+    `ref` is a retarget.clip.Clip (or anything with the same `sample(t)`), aligned so that its t = 0
+    is the trajectory's t = 0; with it the tracking errors are added. `thresholds` overrides entries
+    of DEFAULT_THRESHOLDS.
+    """
+    th = dict(DEFAULT_THRESHOLDS)
+    if thresholds:
+        unknown = set(thresholds) - set(th)
+        if unknown:
+            raise KeyError(f"unknown thresholds {sorted(unknown)}; known: {sorted(th)}")
+        th.update(thresholds)
+
+    valid, n, dt = traj.valid, traj.length, traj.dt
+    out: dict[str, np.ndarray] = {}
+
+    pitch = cumulative_pitch(traj)
+    out["pitch_rotation_deg"] = np.degrees(_last(pitch, n))
+    out["max_pitch_rotation_deg"] = np.degrees(np.where(valid, pitch, -np.inf).max(axis=1))
+    out["peak_pitch_rate"] = np.where(valid, -traj.root_ang_vel_body[..., 1], -np.inf).max(axis=1)
+
+    out["apex_height"] = apex(traj.root_pos[..., 2], valid)
+    any_foot = traj.foot_contact.any(axis=-1) & valid
+    touched = np.logical_or.accumulate(any_foot, axis=1)
+    # Airborne only after a first touchdown: the drop from the spawn height is not a flight.
+    airborne = valid & ~any_foot & touched
+    out["flight_time"] = longest_run(airborne) * dt
+
+    out["final_tilt_deg"] = np.degrees(tilt(_last(traj.root_quat, n)))
+    out["final_height"] = _last(traj.root_pos[..., 2], n)
+    out["body_contact"] = (traj.body_contact & valid).any(axis=1)
+    out["feet_down_at_end"] = _last(traj.foot_contact, n).all(axis=-1)
+    out["success"] = (
+        (out["pitch_rotation_deg"] >= th["min_rotation_deg"])
+        & (out["final_tilt_deg"] < th["max_final_tilt_deg"])
+        & ~out["body_contact"]
+        & (out["final_height"] > th["min_final_height"])
+        & out["feet_down_at_end"]
+    )
+
+    if ref is not None:
+        r = _reference_at(traj, ref)
+        dq = traj.dof_pos - r["dof_pos"][None]
+        out["joint_rmse"] = np.sqrt(_masked_mean(dq ** 2, valid))
+        out["foot_pos_error"] = _masked_mean(np.linalg.norm(traj.foot_pos - r["foot_pos"][None], axis=-1), valid)
+        out["root_orient_error"] = _masked_mean(quat_angle(traj.root_quat, r["root_quat"][None]), valid)
+        out["root_height_error"] = _masked_mean(np.abs(traj.root_pos[..., 2] - r["root_pos"][None, :, 2]), valid)
+        out["root_pos_error"] = _masked_mean(np.linalg.norm(traj.root_pos - r["root_pos"][None], axis=-1), valid)
+
+    tau = np.where(valid[..., None], traj.torque, 0.0)
+    qd = np.where(valid[..., None], traj.dof_vel, 0.0)
+    out["peak_torque"] = np.abs(tau).max(axis=(1, 2))
+    out["rms_torque"] = np.sqrt(_masked_mean(traj.torque ** 2, valid))
+    da = np.diff(traj.actions, axis=1)
+    step_valid = valid[:, 1:]
+    # Sum over joints, mean over steps: the quantity the action-rate reward penalizes.
+    out["action_rate"] = _masked_mean((da ** 2).sum(axis=-1), step_valid)
+    out["energy"] = np.abs(tau * qd).sum(axis=(1, 2)) * dt
+    return out
+
+
+def summarize(metrics: dict[str, np.ndarray]) -> dict[str, float]:
+    """Aggregate per-episode metrics: `<name>_mean` and `<name>_std` (population, NaNs ignored) for
+    numbers, `<name>_rate` for flags, `episodes`, and a Wilson 95% interval `success_ci_low/high`
+    so that two success rates from finite rollouts can be told apart (or not)."""
+    out: dict[str, float] = {}
+    e = 0
+    for name, v in metrics.items():
+        v = np.asarray(v)
+        e = max(e, v.shape[0])
+        if v.dtype == bool:
+            out[f"{name}_rate"] = float(v.mean()) if v.size else float("nan")
+        else:
+            finite = v[np.isfinite(v)]
+            out[f"{name}_mean"] = float(finite.mean()) if finite.size else float("nan")
+            out[f"{name}_std"] = float(finite.std()) if finite.size else float("nan")
+    out["episodes"] = float(e)
+    if "success" in metrics and e:
+        out["success_ci_low"], out["success_ci_high"] = wilson_interval(out["success_rate"], e)
+    return out
+
+
+def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def format_table(summaries: dict[str, dict[str, float]]) -> str:
+    """Plain-text table, one column per policy, one row per metric present in any summary."""
+    names = list(summaries)
+    rows: list[list[str]] = [["metric", *names]]
+    rows.append(["episodes", *(_fmt_int(s.get("episodes")) for s in summaries.values())])
+    present = {k.rsplit("_", 1)[0] for s in summaries.values() for k in s if k.endswith(("_mean", "_rate"))}
+    order = [k for k in METRIC_INFO if k in present] + sorted(present - set(METRIC_INFO))
+    for key in order:
+        label, unit, fmt = METRIC_INFO.get(key, (key, "", ".3g"))
+        cells = []
+        for s in summaries.values():
+            if f"{key}_rate" in s:
+                cell = f"{100 * s[f'{key}_rate']:{fmt}}%"
+                if key == "success" and "success_ci_low" in s:
+                    cell += f" [{100 * s['success_ci_low']:.0f}-{100 * s['success_ci_high']:.0f}]"
+            elif f"{key}_mean" in s:
+                cell = f"{s[f'{key}_mean']:{fmt}} ± {s.get(f'{key}_std', float('nan')):{fmt}}"
+            else:
+                cell = "-"
+            cells.append(cell)
+        rows.append([f"{label} ({unit})" if unit and unit != "%" else label, *cells])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt_int(v) -> str:
+    return "-" if v is None else f"{int(v)}"

@@ -1,0 +1,112 @@
+"""Quality report of a clip: what a reference motion must get right before a policy imitates it."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from scipy.integrate import cumulative_trapezoid
+from scipy.spatial.transform import Rotation
+
+from .clip import Clip
+from .contacts import contact_intervals
+from .robot import Robot
+
+G = 9.81
+
+
+def body_pitch_angle(clip: Clip) -> np.ndarray:
+    """Pitch angle (rad) integrated from the body-frame pitch rate, so it runs past ±180°.
+
+    Negative is a backward turn (nose up), as in the Genesis backflip reward.
+    """
+    rot = Rotation.from_quat(clip.root_quat, scalar_first=True)
+    rate = rot.inv().apply(clip.root_ang_vel)[:, 1]
+    return cumulative_trapezoid(rate, dx=1.0 / clip.fps, initial=0.0)
+
+
+def flight_segments(contact: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last_exclusive) frames of each run where no foot is on the ground."""
+    airborne = ~np.asarray(contact, bool).any(axis=1)
+    padded = np.concatenate([[0], airborne.astype(int), [0]])
+    edges = np.diff(padded)
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
+def quality_report(clip: Clip, robot: Robot) -> dict:
+    dt = 1.0 / clip.fps
+    q, qd = clip.dof_pos, clip.dof_vel
+    excess = np.maximum(q - robot.upper, 0) + np.maximum(robot.lower - q, 0)
+    speed_ratio = np.abs(qd).max(axis=0) / robot.velocity
+
+    foot_z = clip.foot_pos[..., 2] - robot.foot_radius
+    # Skating: horizontal foot speed over frame pairs where the foot stays in contact.
+    contact = clip.foot_contact.astype(bool)
+    both = contact[1:] & contact[:-1]
+    step_speed = np.linalg.norm(np.diff(clip.foot_pos[..., :2], axis=0), axis=-1) * clip.fps
+    skate = np.where(both, step_speed, 0.0)
+
+    pitch = body_pitch_angle(clip)
+    flights = flight_segments(contact)
+    longest = max(flights, key=lambda s: s[1] - s[0], default=None)
+    report = {
+        "frames": clip.num_frames,
+        "duration_s": clip.duration,
+        "joint_limit_violations": {
+            name: {"frames": int((excess[:, j] > 1e-6).sum()), "max_rad": float(excess[:, j].max())}
+            for j, name in enumerate(robot.joint_names) if (excess[:, j] > 1e-6).any()
+        },
+        "joint_limit_violation_frames": int((excess > 1e-6).any(axis=1).sum()),
+        "peak_joint_speed": {name: float(np.abs(qd[:, j]).max()) for j, name in enumerate(robot.joint_names)},
+        "peak_joint_speed_ratio": float(speed_ratio.max()),
+        "peak_joint_speed_joint": robot.joint_names[int(speed_ratio.argmax())],
+        "max_foot_penetration_m": float(max(0.0, -foot_z.min())),
+        "max_stance_skating_m_s": float(skate.max()) if skate.size else 0.0,
+        "total_pitch_deg": float(np.degrees(pitch[-1])),
+        "max_backward_pitch_deg": float(np.degrees(-pitch.min())),
+        "apex_base_height_m": float(clip.root_pos[:, 2].max()),
+        "flight_segments": len(flights),
+        "flight_time_s": float((longest[1] - longest[0]) * dt) if longest else 0.0,
+        "takeoff_vertical_speed_m_s": float(clip.root_lin_vel[longest[0], 2]) if longest else 0.0,
+        "flight_vertical_accel_m_s2": _flight_accel(clip, longest),
+        "contact_intervals": len(contact_intervals(contact)),
+    }
+    return report
+
+
+def _flight_accel(clip: Clip, seg) -> float | None:
+    # Second differences away from take-off and touch-down, where the arc meets the ground phases.
+    if seg is None or seg[1] - seg[0] < 5:
+        return None
+    z = clip.root_pos[seg[0] + 1 : seg[1] - 1, 2]
+    return float(np.mean(np.diff(z, 2)) * clip.fps**2)
+
+
+def format_report(report: dict, title: str = "clip quality") -> str:
+    """The report as a plain-text table (rich renders it when printed to a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=True)
+    table.add_column("check")
+    table.add_column("value", justify="right")
+    accel = report["flight_vertical_accel_m_s2"]
+    rows = [
+        ("frames / duration", f"{report['frames']} / {report['duration_s']:.2f} s"),
+        ("joint-limit violation frames", str(report["joint_limit_violation_frames"])),
+        ("peak joint speed / limit", f"{report['peak_joint_speed_ratio']:.2f} ({report['peak_joint_speed_joint']})"),
+        ("max foot penetration", f"{report['max_foot_penetration_m'] * 1000:.1f} mm"),
+        ("max stance-foot skating", f"{report['max_stance_skating_m_s'] * 100:.2f} cm/s"),
+        ("total pitch rotation", f"{report['total_pitch_deg']:.1f} deg"),
+        ("apex base height", f"{report['apex_base_height_m']:.3f} m"),
+        ("flight time (longest)", f"{report['flight_time_s']:.2f} s"),
+        ("take-off vertical speed", f"{report['takeoff_vertical_speed_m_s']:.2f} m/s"),
+        ("flight vertical accel", "-" if accel is None else f"{accel:.3f} m/s^2"),
+    ]
+    for name, v in report["joint_limit_violations"].items():
+        rows.append((f"  limit: {name}", f"{v['frames']} frames, max {np.degrees(v['max_rad']):.1f} deg"))
+    for row in rows:
+        table.add_row(*row)
+    console = Console(width=80, file=io.StringIO())
+    console.print(table)
+    return console.file.getvalue()
