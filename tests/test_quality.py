@@ -61,4 +61,4 @@ def test_limits_penetration_and_skating(robot):
     assert r["joint_limit_violations"] == {"FR_calf_joint": {"frames": 1, "max_rad": pytest.approx(0.1)}}
     assert r["max_foot_penetration_m"] == pytest.approx(0.012)
     assert r["max_stance_skating_m_s"] == pytest.approx(0.1)
-    assert r["peak_joint_speed_ratio"] == pytest.approx(2.0) and r["peak_joint_speed_joint"] == "FL_thigh_joint"
+    assert r["peak_joint_speed_ratio"] == pytest.approx(2.0) and r["peak_joint_speed_joint"] == "RR_thigh_joint"
