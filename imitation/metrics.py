@@ -27,7 +27,7 @@ together with (2) a success has turned one full backward turn (or more) and stay
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -40,7 +40,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 
 # (label, unit, format) of every known metric, in table order; bool metrics are shown as rates.
 METRIC_INFO: dict[str, tuple[str, str, str]] = {
-    "success": ("success", "%", ".1f"),
+    "success": ("success rate [95% CI]", "%", ".1f"),
     "pitch_rotation_deg": ("pitch rotation (net, backward +)", "deg", ".1f"),
     "max_pitch_rotation_deg": ("pitch rotation (peak)", "deg", ".1f"),
     "peak_pitch_rate": ("peak backward pitch rate", "rad/s", ".2f"),
@@ -60,6 +60,8 @@ METRIC_INFO: dict[str, tuple[str, str, str]] = {
     "action_rate": ("action rate (mean sum dA^2)", "", ".3f"),
     "energy": ("mechanical energy sum|tau qd|dt", "J", ".1f"),
 }
+
+_FLOAT_ARRAYS = ("root_pos", "root_quat", "root_ang_vel_body", "dof_pos", "dof_vel", "torque", "actions", "foot_pos")
 
 
 @dataclass
@@ -97,12 +99,12 @@ class Trajectory:
         self.dt = float(self.dt)
         if not np.isfinite(self.dt) or self.dt <= 0:
             raise ValueError(f"dt must be positive, got {self.dt}")
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name in ("foot_contact", "body_contact"):
-                setattr(self, f.name, np.asarray(v, bool))
-            elif isinstance(v, (np.ndarray, list, tuple)) and f.name not in ("joint_names", "foot_names", "length"):
-                setattr(self, f.name, np.asarray(v, float))
+        for name in _FLOAT_ARRAYS:
+            setattr(self, name, np.asarray(getattr(self, name), float))
+        for name in ("foot_contact", "body_contact"):
+            setattr(self, name, np.asarray(getattr(self, name)).astype(bool))
+        if self.time is not None:
+            self.time = np.asarray(self.time, float)
         e, t = self.root_pos.shape[:2]
         j, nf = self.dof_pos.shape[-1], self.foot_contact.shape[-1]
         want = {
@@ -125,9 +127,6 @@ class Trajectory:
             self.length = np.asarray(self.length).astype(int).reshape(e)
             if np.any(self.length < 1) or np.any(self.length > t):
                 raise ValueError(f"Trajectory.length must lie in 1..{t}, got {self.length}")
-        norm = np.linalg.norm(self.root_quat, axis=-1, keepdims=True)
-        # Padding may hold zeros; a unit placeholder keeps the rotation maths finite there.
-        self.root_quat = np.where(norm > 1e-9, self.root_quat / np.maximum(norm, 1e-12), [1.0, 0, 0, 0])
 
     @property
     def num_episodes(self) -> int:
@@ -165,9 +164,17 @@ def pitch_increments(quat_wxyz: np.ndarray) -> np.ndarray:
     return -step[..., 1]
 
 
+def unit_quats(traj: Trajectory) -> np.ndarray:
+    """root_quat normalized, with the identity over padding (which may hold zeros or NaN)."""
+    q = traj.root_quat
+    norm = np.linalg.norm(q, axis=-1, keepdims=True)
+    ok = traj.valid[..., None] & (norm > 1e-9)
+    return np.where(ok, q / np.where(ok, norm, 1.0), [1.0, 0.0, 0.0, 0.0])
+
+
 def cumulative_pitch(traj: Trajectory) -> np.ndarray:
     """(E,T) backward pitch turned since t = 0 (rad); constant over padding."""
-    inc = pitch_increments(traj.root_quat) * traj.valid[:, 1:]
+    inc = pitch_increments(unit_quats(traj)) * traj.valid[:, 1:]
     return np.concatenate([np.zeros((traj.num_episodes, 1)), np.cumsum(inc, axis=1)], axis=1)
 
 
@@ -206,9 +213,10 @@ def apex(z: np.ndarray, valid: np.ndarray) -> np.ndarray:
     inner = (k > 0) & (k < t - 1)
     km, kp = np.clip(k - 1, 0, t - 1), np.clip(k + 1, 0, t - 1)
     inner &= valid[rows, km] & valid[rows, kp]
-    zl, zr = z[rows, km], z[rows, kp]
+    # Neighbours outside the episode (padding, maybe NaN) are replaced so they cannot leak in.
+    zl, zr = np.where(inner, z[rows, km], top), np.where(inner, z[rows, kp], top)
     curv = zl - 2 * top + zr
-    ok = inner & (curv < -1e-12)
+    ok = curv < -1e-12
     shift = np.where(ok, 0.5 * (zl - zr) / np.where(ok, curv, -1.0), 0.0)
     return top - 0.25 * (zl - zr) * shift
 
@@ -237,6 +245,29 @@ def _permutation(src, dst, what) -> np.ndarray:
 def episode_metrics(traj: Trajectory, ref=None, thresholds: dict | None = None) -> dict[str, np.ndarray]:
     """Per-episode metrics, each an (E,) array (bool for flags). See the module docstring for success.
 
+    pitch_rotation_deg      net backward pitch turned from t = 0 to the final sample (deg)
+    max_pitch_rotation_deg  largest backward pitch reached at any sample (deg)
+    peak_pitch_rate         largest backward body pitch rate, from root_ang_vel_body (rad/s)
+    apex_height             highest base z, sub-sample parabola vertex at the top (m)
+    flight_time             longest run of samples with no foot in contact, times dt (s); only runs
+                            after a first touchdown count, so the drop from the spawn height is no flight
+    final_tilt_deg          landing attitude error: body z vs world z at the final sample (deg)
+    final_height            base z at the final sample (m)
+    body_contact            any non-foot ground contact during the episode
+    feet_down_at_end        all feet in contact at the final sample
+    success                 see the module docstring
+    with `ref`, means over the valid samples:
+    joint_rmse              sqrt(mean over samples and joints of (q - q_ref)^2) (rad)
+    foot_pos_error          mean over samples and feet of |p_foot - p_foot_ref|, world frame (m)
+    root_orient_error       mean rotation angle between base and reference attitudes (rad)
+    root_height_error       mean |z - z_ref| of the base (m)
+    root_pos_error          mean |p - p_ref| of the base, world frame (m)
+    effort:
+    peak_torque             max |torque| over samples and joints (N m)
+    rms_torque              sqrt(mean torque^2) over samples and joints (N m)
+    action_rate             mean over steps of sum over joints of (a_k - a_{k-1})^2
+    energy                  sum over samples and joints of |torque * dof_vel| * dt (J)
+
     `ref` is a retarget.clip.Clip (or anything with the same `sample(t)`), aligned so that its t = 0
     is the trajectory's t = 0; with it the tracking errors are added. `thresholds` overrides entries
     of DEFAULT_THRESHOLDS.
@@ -263,7 +294,8 @@ def episode_metrics(traj: Trajectory, ref=None, thresholds: dict | None = None) 
     airborne = valid & ~any_foot & touched
     out["flight_time"] = longest_run(airborne) * dt
 
-    out["final_tilt_deg"] = np.degrees(tilt(_last(traj.root_quat, n)))
+    quat = unit_quats(traj)
+    out["final_tilt_deg"] = np.degrees(tilt(_last(quat, n)))
     out["final_height"] = _last(traj.root_pos[..., 2], n)
     out["body_contact"] = (traj.body_contact & valid).any(axis=1)
     out["feet_down_at_end"] = _last(traj.foot_contact, n).all(axis=-1)
@@ -280,7 +312,7 @@ def episode_metrics(traj: Trajectory, ref=None, thresholds: dict | None = None) 
         dq = traj.dof_pos - r["dof_pos"][None]
         out["joint_rmse"] = np.sqrt(_masked_mean(dq ** 2, valid))
         out["foot_pos_error"] = _masked_mean(np.linalg.norm(traj.foot_pos - r["foot_pos"][None], axis=-1), valid)
-        out["root_orient_error"] = _masked_mean(quat_angle(traj.root_quat, r["root_quat"][None]), valid)
+        out["root_orient_error"] = _masked_mean(quat_angle(quat, r["root_quat"][None]), valid)
         out["root_height_error"] = _masked_mean(np.abs(traj.root_pos[..., 2] - r["root_pos"][None, :, 2]), valid)
         out["root_pos_error"] = _masked_mean(np.linalg.norm(traj.root_pos - r["root_pos"][None], axis=-1), valid)
 
