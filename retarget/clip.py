@@ -122,7 +122,10 @@ class Clip:
         t = np.asarray(t, float)
         flat = t.reshape(-1)
         if self.loop_mode == "wrap":
-            flat = np.mod(flat, self.duration)
+            # Wrap only times outside the clip: t = duration is the last frame, not frame 0
+            # (else resample() of a wrapping clip replaced its last frame with its first).
+            outside = (flat < 0) | (flat > self.duration)
+            flat = np.where(outside, np.mod(flat, self.duration), flat)
         flat = np.clip(flat, 0.0, self.duration)
         x = flat * self.fps
         i0 = np.minimum(np.floor(x).astype(int), self.num_frames - 2)

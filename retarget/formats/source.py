@@ -1,0 +1,84 @@
+"""The intermediate every format loader returns, and the checks all loaders share.
+
+A SourceMotion is the file's content made numeric and checked, still in the SOURCE robot's
+conventions: its joint order, joint zeros and signs, its base frame. Converting to the Go2 is the
+mapping's job (retarget/mapping.py), so one loader serves every robot that writes the format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+QUAT_NORM_TOLERANCE = 0.01  # files round to ~5 decimals; more than this is not a rounding error
+
+
+@dataclass
+class SourceMotion:
+    path: Path
+    format: str                          # "motion_imitation" | "csv"
+    fps: float                           # frames per second of the file
+    root_pos: np.ndarray                 # (N, 3) m, source world frame
+    root_quat: np.ndarray                # (N, 4) w x y z, unit, the source base frame's attitude
+    joint_pos: np.ndarray                # (N, J) rad, source convention and column order
+    joint_names: tuple[str, ...] | None  # column names; None = positional, in the mapping's order
+    loop_mode: str = "none"              # "none" | "wrap"
+    info: dict = field(default_factory=dict)  # format details worth recording (JSON-able)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.root_pos)
+
+
+def read_text(path: Path) -> str:
+    """The file as text; empty and binary files are refused before any parser sees them."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read file ({e.strerror or e})") from e
+    if not data.strip():
+        raise InputError(f"{path}: file is empty")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise InputError(f"{path}: binary content (NUL byte at offset {nul}), not a text motion file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: binary content (byte 0x{data[e.start]:02x} at offset {e.start} is not UTF-8), "
+                         "not a text motion file") from e
+
+
+def check_frame_count(path: Path, n: int, field_name: str) -> None:
+    if n < 2:
+        raise InputError(f"{path}: field {field_name!r} has {n} frame(s), a motion needs at least 2")
+
+
+def check_finite(path: Path, values: np.ndarray, labels: list[str], field_name: str) -> None:
+    """values (N, K) with a label per column; names the first bad frame and column."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        frame, col = np.argwhere(bad)[0]
+        raise InputError(f"{path}: frame {frame}: field {field_name!r} column {col} ({labels[col]}) "
+                         f"is {values[frame, col]}, not a finite number")
+
+
+def check_quaternions(path: Path, quat: np.ndarray, field_name: str) -> np.ndarray:
+    """Unit quaternions (any component order) returned normalized; zero or non-unit ones refused."""
+    norm = np.linalg.norm(quat, axis=-1)
+    off = np.abs(norm - 1.0)
+    if np.any(off > QUAT_NORM_TOLERANCE):
+        frame = int(np.argmax(off))
+        what = "has zero length" if norm[frame] < 1e-9 else f"is not unit length (norm {norm[frame]:.4f})"
+        raise InputError(f"{path}: frame {frame}: field {field_name!r} root quaternion {what}")
+    return quat / norm[:, None]
+
+
+def positive_number(path: Path, value, field_name: str) -> float:
+    # bool is an int in Python; `true` is never a duration or a rate
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+        raise InputError(f"{path}: field {field_name!r} is {value!r}, expected a positive number")
+    return float(value)

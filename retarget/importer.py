@@ -1,0 +1,193 @@
+"""Import a motion file someone already has into a reference clip for the robot.
+
+    clip = load_motion("dog_pace.txt", robot, source_robot="laikago", fps=50)
+
+Steps: read the file into a SourceMotion (retarget/formats), convert it with the source robot's
+mapping (retarget/mapping.py: joint order, signs and zeros, base frame, scale), check it is sane for
+this robot (upright at the start, joints within the limits), put the feet on the ground, resample,
+then detect foot contacts and plant stance feet by IK (retarget/contacts.py). Every problem with the
+input is an InputError naming the file, the frame and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from .clip import Clip, sha256_of
+from .contacts import detect_contacts, plant_feet
+from .errors import InputError
+from .formats import SourceMotion, detect_format, load_source
+from .kinematics import feet_world
+from .mapping import SourceMapping, available_mappings, load_mapping
+from .robot import Robot, load_robot
+
+# The robot a format's files are written for when the caller does not say: motion_imitation's own
+# clips are Laikago's, AMP_for_hardware's 61-number frames are A1's, and a CSV names its joints, which
+# is most often our own robot. The upright check catches a wrong guess and names the right mapping.
+DEFAULT_SOURCE = {"motion_imitation": "laikago", "AMP_for_hardware": "a1", "csv": "go2"}
+
+HEIGHT_PLAUSIBLE = (0.2, 5.0)  # frame-0 root height / the source's standing height; else units are off
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    contact_height: float = 0.04       # m: a foot centre below this (Go2 feet rest at 0.022) ...
+    contact_speed: float = 0.3         # m/s: ... and slower than this is on the ground
+    limit_tolerance: float = 0.1       # rad: joints this far past a limit are clipped; further is an error
+    upright_tolerance_deg: float = 30.0  # frame 0 tilt beyond this means the wrong source robot
+    ground_align: bool = True          # shift the root so the feet stand on z = 0
+    plant_feet: bool = True            # pin stance feet by IK and lift feet out of the ground
+    csv_fps: float | None = None       # CSV without a time column: its frame rate (default 50)
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict, where: str) -> "ImportSettings":
+        known = {f.name: f for f in fields(cls)}
+        for key, value in kwargs.items():
+            if key not in known:
+                raise InputError(f"{where}: unknown import setting {key!r}; known: {', '.join(known)}")
+            if key in ("ground_align", "plant_feet"):
+                if not isinstance(value, bool):
+                    raise InputError(f"{where}: import setting {key!r} is {value!r}, expected true or false")
+            elif not (key == "csv_fps" and value is None):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+                    raise InputError(f"{where}: import setting {key!r} is {value!r}, expected a positive number")
+        return cls(**kwargs)
+
+
+def load_motion(path: str | Path, robot: Robot | None = None, source_robot: str | Path | None = None,
+                fps: float | None = None, **settings) -> Clip:
+    """Read any supported motion file as a clip for `robot` at `fps` frames/s (None: the file's rate).
+
+    `source_robot` names a mapping in configs/mappings (or is a path to one); None picks the usual
+    robot of the file's format. `settings` are ImportSettings fields. Keyframe YAML files go to
+    retarget.keyframes.load_keyframes, which takes only the robot and the frame rate.
+    """
+    path = Path(path)
+    robot = robot or load_robot()
+    where = str(path)
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not np.isfinite(fps) or fps <= 0):
+        raise InputError(f"{where}: output fps is {fps!r}, expected a positive number")
+    opts = ImportSettings.from_kwargs(settings, where)
+    fmt = detect_format(path)
+    if fmt == "keyframes":
+        if source_robot not in (None, robot.name):
+            raise InputError(f"{where}: keyframe files are written for {robot.name!r}; --source-robot does not apply")
+        from .keyframes import load_keyframes  # a sibling module; imported here so formats work without it
+        return load_keyframes(path, robot, fps=fps) if fps is not None else load_keyframes(path, robot)
+
+    src = load_source(path, fmt, fps=opts.csv_fps)
+    assumed = source_robot is None
+    if assumed:
+        source_robot = DEFAULT_SOURCE.get(src.info.get("variant"), DEFAULT_SOURCE[src.format])
+    mapping = load_mapping(source_robot, robot, where)
+    return retarget(src, mapping, robot, fps=fps, settings=opts, assumed_source=assumed)
+
+
+def retarget(src: SourceMotion, mapping: SourceMapping, robot: Robot, fps: float | None = None,
+             settings: ImportSettings | None = None, assumed_source: bool = False) -> Clip:
+    """SourceMotion + mapping -> clip for `robot` (the steps in the module docstring)."""
+    opts = settings or ImportSettings()
+    where = str(src.path)
+    columns = _joint_columns(src, mapping, where)
+    pos, quat = mapping.root_to_robot(robot, src.root_pos, src.root_quat)
+    _check_upright(src, mapping, robot, quat[0], opts, assumed_source)
+    _check_height(src, mapping, where)
+    q, clipped, worst = _joints_in_limits(src, mapping, robot, mapping.joints_to_robot(src.joint_pos[:, columns]),
+                                          columns, opts.limit_tolerance)
+
+    shift = 0.0
+    if opts.ground_align:
+        # A robust "lowest foot on the ground": the 5th percentile over frames of the lowest foot, so
+        # a flight phase or one bad frame does not decide the ground for the whole clip.
+        lowest = feet_world(robot, pos, quat, q)[..., 2].min(axis=1)
+        shift = float(robot.foot_radius - np.percentile(lowest, 5))
+        pos = pos + [0.0, 0.0, shift]
+
+    clip = Clip(fps=src.fps, root_pos=pos, root_quat=quat, dof_pos=q, foot_pos=feet_world(robot, pos, quat, q),
+                foot_contact=np.zeros((len(q), len(robot.foot_names))), joint_names=robot.joint_names,
+                foot_names=robot.foot_names, robot=robot.name)  # loop "none": resample within the clip only
+    if fps is not None and abs(fps - src.fps) > 1e-9 * fps:
+        clip = clip.resample(fps)
+    contact = detect_contacts(clip.foot_pos, clip.fps, opts.contact_height, opts.contact_speed)
+    q, feet = clip.dof_pos, clip.foot_pos
+    if opts.plant_feet:
+        q, feet = plant_feet(robot, clip.root_pos, clip.root_quat, q, contact, where)
+
+    record = {
+        "format": src.format, "source_robot": mapping.name, "source_robot_assumed": assumed_source,
+        "mapping_file": mapping.path.name, "scale": mapping.scale(robot), "source_fps": src.fps,
+        "fps": clip.fps, "ground_shift": shift, "clipped_joint_values": clipped, "max_limit_excess": worst,
+        **asdict(opts), **src.info,
+    }
+    return Clip(
+        fps=clip.fps, root_pos=clip.root_pos, root_quat=clip.root_quat, dof_pos=q, foot_pos=feet,
+        foot_contact=contact, joint_names=robot.joint_names, foot_names=robot.foot_names, robot=robot.name,
+        loop_mode=src.loop_mode, source_file=src.path.name, source_sha256=sha256_of(src.path),
+        retarget_settings=_jsonable(record),
+    )
+
+
+def _joint_columns(src: SourceMotion, mapping: SourceMapping, where: str) -> np.ndarray:
+    n = len(mapping.source_names)
+    if src.joint_names is None and src.joint_pos.shape[1] != n:
+        raise InputError(f"{where}: frame 0: {src.joint_pos.shape[1]} joint columns, source robot "
+                         f"{mapping.name!r} has {n} joints")
+    return mapping.joint_columns(src.joint_names, where)
+
+
+def _tilt_deg(quat_wxyz: np.ndarray) -> float:
+    up = Rotation.from_quat(quat_wxyz, scalar_first=True).apply([0.0, 0.0, 1.0])
+    return float(np.degrees(np.arccos(np.clip(up[2], -1.0, 1.0))))
+
+
+def _check_upright(src: SourceMotion, mapping: SourceMapping, robot: Robot, quat0: np.ndarray,
+                   opts: ImportSettings, assumed: bool) -> None:
+    tilt = _tilt_deg(quat0)
+    if tilt <= opts.upright_tolerance_deg:
+        return
+    # Which known source robots would make this frame upright: the likely intended one.
+    fits = []
+    for name in available_mappings():
+        if name == mapping.name:
+            continue
+        other = load_mapping(name, robot)
+        if _tilt_deg(other.root_to_robot(robot, src.root_pos[:1], src.root_quat[:1])[1][0]) <= opts.upright_tolerance_deg:
+            fits.append(name)
+    how = "assumed for this format" if assumed else "given"
+    hint = (f"; the file is upright as {' or '.join(repr(f) for f in fits)}: pass --source-robot {fits[0]}"
+            if fits else "; check the quaternion order (x y z w) and --source-robot")
+    raise InputError(f"{src.path}: frame 0: field 'root_quat' is {tilt:.0f} deg from upright after converting "
+                     f"from source robot {mapping.name!r} ({how}){hint}")
+
+
+def _check_height(src: SourceMotion, mapping: SourceMapping, where: str) -> None:
+    ratio = src.root_pos[0, 2] / mapping.stand_height
+    lo, hi = HEIGHT_PLAUSIBLE
+    if not lo <= ratio <= hi:
+        raise InputError(f"{where}: frame 0: field 'root_pos' z is {src.root_pos[0, 2]:.4g}, but source robot "
+                         f"{mapping.name!r} stands at {mapping.stand_height} m: positions not in metres, "
+                         f"or the wrong --source-robot?")
+
+
+def _joints_in_limits(src: SourceMotion, mapping: SourceMapping, robot: Robot, q: np.ndarray,
+                      columns: np.ndarray, tolerance: float) -> tuple[np.ndarray, int, float]:
+    """Clip joints that are slightly past a limit; refuse ones far past it (degrees, wrong robot)."""
+    excess = np.maximum(robot.lower - q, q - robot.upper)
+    if np.any(excess > tolerance):
+        frame, joint = np.argwhere(excess > tolerance)[0]
+        row = int(np.flatnonzero(mapping.target_index == joint)[0])
+        name = src.joint_names[columns[row]] if src.joint_names is not None else mapping.source_names[row]
+        raise InputError(
+            f"{src.path}: frame {frame}: joint {name!r} = {src.joint_pos[frame, columns[row]]:.4g} gives "
+            f"{robot.joint_names[joint]} = {q[frame, joint]:.3f} rad, {excess[frame, joint]:.2f} rad outside "
+            f"[{robot.lower[joint]:.3f}, {robot.upper[joint]:.3f}] (tolerance {tolerance} rad): "
+            f"angles in degrees, or the wrong --source-robot ({mapping.name!r})?")
+    return np.clip(q, robot.lower, robot.upper), int(np.sum(excess > 0)), float(max(excess.max(), 0.0))
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in d.items()}
