@@ -101,7 +101,9 @@ def leg_ik(robot: Robot, feet: np.ndarray, tol: float = 1e-9) -> IKResult:
     lo, hi = robot.lower.reshape(4, 3), robot.upper.reshape(4, 3)
     mid = 0.5 * (lo + hi)
     # Two hip branches: foot below the hip in the leg plane (z' = -L, the usual stance) or above
-    # it (z' = +L, a thigh turned past horizontal). Keep the first that respects the limits.
+    # it (z' = +L, a thigh turned past horizontal). Of those within the limits keep the one with
+    # less hip abduction: near the hip axis (L -> 0, e.g. a rear leg pushing off a vertical body)
+    # both respect the limits, and taking the first one there gave one-frame hip flicks of 20+ deg.
     candidates = []
     for zl in (-big_l, big_l):
         q_hip = np.arctan2(z, y) - np.arctan2(zl, d)
@@ -110,7 +112,7 @@ def leg_ik(robot: Robot, feet: np.ndarray, tol: float = 1e-9) -> IKResult:
         qc = qc - 2 * np.pi * np.round((qc - mid) / (2 * np.pi))  # branch nearest the joint range
         candidates.append((qc, np.all((qc >= lo - 1e-6) & (qc <= hi + 1e-6), axis=-1)))
     (q_a, ok_a), (q_b, ok_b) = candidates
-    use_b = ~ok_a & ok_b
+    use_b = ok_b & (~ok_a | (np.abs(q_b[..., 0]) < np.abs(q_a[..., 0])))
     q = np.where(use_b[..., None], q_b, q_a)
     within = ok_a | ok_b
     q = np.clip(q, lo, hi)

@@ -12,7 +12,7 @@ fi
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/pip install --quiet --disable-pip-version-check "torch==${TORCH_VERSION}" 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
-  .venv/bin/python -c "import torch"
+  .venv/bin/python -c "import torch" 2>/dev/null
 fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
