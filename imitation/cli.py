@@ -15,7 +15,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def cmd_retarget(args) -> int:
     from retarget.clip import write_clip
     from retarget.importer import load_motion
-    from retarget.plot import animate_clip, plot_clip
     from retarget.quality import format_report, quality_report
     from retarget.robot import load_robot
 
@@ -24,6 +23,8 @@ def cmd_retarget(args) -> int:
     clip.quality = quality_report(clip, robot)
     write_clip(clip, args.output)
     print(format_report(clip.quality, title=f"{args.source} -> {args.output}"), end="")
+    if args.plot or args.animate:
+        from retarget.plot import animate_clip, plot_clip  # matplotlib only when asked for
     if args.plot:
         print(f"plot: {plot_clip(clip, robot, args.plot, title=Path(args.source).name)}")
     if args.animate:

@@ -48,6 +48,8 @@ from .errors import InputError
 
 FORMAT_VERSION = 1
 LOOP_MODES = ("none", "wrap")
+MAX_FRAMES = 1_000_000
+LIMIT_TOLERANCE = 0.1      # rad a stored joint angle may be past the robot's limit (read_clip with a robot)
 
 # name -> trailing shape (None = joint/foot count from the attributes)
 DATASETS = {
@@ -145,6 +147,7 @@ class Clip:
     def resample(self, fps: float) -> "Clip":
         """The same motion at another frame rate (the env resamples to its control rate once)."""
         n = int(round(self.duration * fps)) + 1
+        check_frame_count(n, f"resampling to {fps:g} fps")
         s = self.sample(np.arange(n) / fps)
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
         kw.update(fps=float(fps), root_lin_vel=None, root_ang_vel=None, dof_vel=None,
@@ -190,7 +193,16 @@ def atomic_output(path: str | Path):
     # Same extension as the target: writers that pick a format by extension (savefig, imageio) work.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files for everyone
     return Path(tmp)
+
+
+def check_frame_count(n: int, where: str) -> None:
+    """Refuse absurd lengths (a typo like t: 100000 or --fps 1e9) before allocating them."""
+    if n > MAX_FRAMES:
+        raise InputError(f"{where}: {n} frames is more than {MAX_FRAMES}: check the times and the fps")
 
 
 def write_clip(clip: Clip, path: str | Path) -> None:
@@ -230,69 +242,117 @@ def read_clip(path: str | Path, robot=None) -> Clip:
         f = h5py.File(path, "r")
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: not a readable HDF5 clip ({e})") from e
-    with f:
-        attrs = dict(f.attrs)
-        version = attrs.get("format_version")
-        if version is None:
-            raise InputError(f"{path}: attribute 'format_version' missing: not a clip of this project")
-        if int(version) != FORMAT_VERSION:
-            raise InputError(f"{path}: attribute 'format_version' is {int(version)}, this reader reads {FORMAT_VERSION}")
-        for key in ("robot", "fps", "loop_mode", "joint_names", "foot_names", "quat_convention"):
-            if key not in attrs:
-                raise InputError(f"{path}: attribute {key!r} missing")
-        if attrs["quat_convention"] != "wxyz":
-            raise InputError(f"{path}: attribute 'quat_convention' is {attrs['quat_convention']!r}, expected 'wxyz'")
-        if attrs["loop_mode"] not in LOOP_MODES:
-            raise InputError(f"{path}: attribute 'loop_mode' is {attrs['loop_mode']!r}, expected one of {LOOP_MODES}")
-        fps = float(attrs["fps"])
-        if not np.isfinite(fps) or fps <= 0:
-            raise InputError(f"{path}: attribute 'fps' is {fps}, expected a positive number")
-        joint_names = tuple(str(n) for n in attrs["joint_names"])
-        foot_names = tuple(str(n) for n in attrs["foot_names"])
-        sizes = {"J": len(joint_names), "F": len(foot_names)}
-        data = {}
-        n = None
-        for name, tail in DATASETS.items():
-            if name not in f:
-                raise InputError(f"{path}: dataset {name!r} missing")
-            ds = f[name]
-            if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fiu":
-                raise InputError(f"{path}: dataset {name!r} is not numeric")
-            a = ds[()]
-            want = tuple(sizes.get(d, d) for d in tail)
-            n = len(a) if n is None else n
-            if a.shape != (n, *want):
-                raise InputError(f"{path}: dataset {name!r} has shape {a.shape}, expected {(n, *want)}")
-            if not np.all(np.isfinite(a)):
-                i = int(np.argmax(~np.isfinite(a.reshape(n, -1)).all(axis=1)))
-                raise InputError(f"{path}: dataset {name!r} has a non-finite value at frame {i}")
-            data[name] = a
-        if n < 2:
-            raise InputError(f"{path}: dataset 'time' has {n} frames, a clip needs at least 2")
-        if not np.allclose(data["time"], np.arange(n) / fps, atol=1e-6):
-            raise InputError(f"{path}: dataset 'time' does not match attribute 'fps' = {fps}")
-        norms = np.linalg.norm(data["root_quat"], axis=-1)
-        if np.any(np.abs(norms - 1) > 1e-3):
-            i = int(np.argmax(np.abs(norms - 1)))
-            raise InputError(f"{path}: dataset 'root_quat' is not unit length at frame {i} (norm {norms[i]:.4f})")
-        clip = Clip(
-            fps=fps, root_pos=data["root_pos"], root_quat=data["root_quat"], dof_pos=data["dof_pos"],
-            foot_pos=data["foot_pos"], foot_contact=data["foot_contact"], joint_names=joint_names,
-            foot_names=foot_names, root_lin_vel=data["root_lin_vel"], root_ang_vel=data["root_ang_vel"],
-            dof_vel=data["dof_vel"], robot=str(attrs["robot"]), loop_mode=str(attrs["loop_mode"]),
-            source_file=str(attrs.get("source_file", "")), source_sha256=str(attrs.get("source_sha256", "")),
-            retarget_settings=_json_attr(path, attrs, "retarget_settings"), quality=_json_attr(path, attrs, "quality"),
-        )
+    try:
+        with f:
+            clip = _read_open_clip(path, f)
+    except (OSError, KeyError, RuntimeError) as e:  # HDF5 structures damaged past the superblock
+        msg = e.args[0] if e.args else e
+        raise InputError(f"{path}: damaged HDF5 file ({' '.join(str(msg).split())})") from e
     if robot is not None:
         check_robot(clip, robot, str(path))
     return clip
 
 
+def _read_open_clip(path: Path, f: h5py.File) -> Clip:
+    attrs = dict(f.attrs)
+    version = attrs.get("format_version")
+    if version is None:
+        raise InputError(f"{path}: attribute 'format_version' missing: not a clip of this project")
+    version = _num_attr(path, attrs, "format_version", integer=True)
+    if version != FORMAT_VERSION:
+        raise InputError(f"{path}: attribute 'format_version' is {version}, this reader reads {FORMAT_VERSION}")
+    for key in ("robot", "fps", "loop_mode", "joint_names", "foot_names", "quat_convention"):
+        if key not in attrs:
+            raise InputError(f"{path}: attribute {key!r} missing")
+    if _str_attr(path, attrs, "quat_convention") != "wxyz":
+        raise InputError(f"{path}: attribute 'quat_convention' is {attrs['quat_convention']!r}, expected 'wxyz'")
+    loop_mode = _str_attr(path, attrs, "loop_mode")
+    if loop_mode not in LOOP_MODES:
+        raise InputError(f"{path}: attribute 'loop_mode' is {loop_mode!r}, expected one of {LOOP_MODES}")
+    fps = _num_attr(path, attrs, "fps")
+    if not np.isfinite(fps) or fps <= 0:
+        raise InputError(f"{path}: attribute 'fps' is {fps}, expected a positive number")
+    joint_names = _names_attr(path, attrs, "joint_names")
+    foot_names = _names_attr(path, attrs, "foot_names")
+    sizes = {"J": len(joint_names), "F": len(foot_names)}
+    data = {}
+    n = None
+    for name, tail in DATASETS.items():
+        if name not in f:
+            raise InputError(f"{path}: dataset {name!r} missing")
+        ds = f[name]
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fiu":
+            raise InputError(f"{path}: dataset {name!r} is not numeric")
+        a = ds[()]
+        want = tuple(sizes.get(d, d) for d in tail)
+        if a.ndim == 0:
+            raise InputError(f"{path}: dataset {name!r} is a single number, expected one row per frame")
+        n = len(a) if n is None else n
+        if a.shape != (n, *want):
+            raise InputError(f"{path}: dataset {name!r} has shape {a.shape}, expected {(n, *want)}")
+        if not np.all(np.isfinite(a)):
+            i = int(np.argmax(~np.isfinite(a.reshape(n, -1)).all(axis=1)))
+            raise InputError(f"{path}: dataset {name!r} has a non-finite value at frame {i}")
+        data[name] = a
+    if n < 2:
+        raise InputError(f"{path}: dataset 'time' has {n} frames, a clip needs at least 2")
+    if not np.allclose(data["time"], np.arange(n) / fps, atol=1e-6):
+        raise InputError(f"{path}: dataset 'time' does not match attribute 'fps' = {fps}")
+    norms = np.linalg.norm(data["root_quat"], axis=-1)
+    if np.any(np.abs(norms - 1) > 1e-3):
+        i = int(np.argmax(np.abs(norms - 1)))
+        raise InputError(f"{path}: dataset 'root_quat' is not unit length at frame {i} (norm {norms[i]:.4f})")
+    not_binary = (data["foot_contact"] != 0) & (data["foot_contact"] != 1)
+    if not_binary.any():
+        i = int(np.argmax(not_binary.any(axis=1)))
+        raise InputError(f"{path}: dataset 'foot_contact' is not 0 or 1 at frame {i}")
+    return Clip(
+        fps=fps, root_pos=data["root_pos"], root_quat=data["root_quat"], dof_pos=data["dof_pos"],
+        foot_pos=data["foot_pos"], foot_contact=data["foot_contact"], joint_names=joint_names,
+        foot_names=foot_names, root_lin_vel=data["root_lin_vel"], root_ang_vel=data["root_ang_vel"],
+        dof_vel=data["dof_vel"], robot=_str_attr(path, attrs, "robot"), loop_mode=loop_mode,
+        source_file=_str_attr(path, attrs, "source_file", ""), source_sha256=_str_attr(path, attrs, "source_sha256", ""),
+        retarget_settings=_json_attr(path, attrs, "retarget_settings"), quality=_json_attr(path, attrs, "quality"),
+    )
+
+
+def _decoded(value):
+    return value.decode("utf-8", "replace") if isinstance(value, (bytes, np.bytes_)) else value
+
+
+def _str_attr(path, attrs, key, default=None) -> str:
+    value = _decoded(attrs.get(key, default))
+    if not isinstance(value, str):
+        raise InputError(f"{path}: attribute {key!r} is {value!r}, expected a string")
+    return str(value)
+
+
+def _num_attr(path, attrs, key, integer=False):
+    value = attrs[key]
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if ok and integer:
+        ok = float(value) == int(value) if np.isfinite(value) else False
+    if not ok:
+        raise InputError(f"{path}: attribute {key!r} is {value!r}, expected {'an integer' if integer else 'a number'}")
+    return int(value) if integer else float(value)
+
+
+def _names_attr(path, attrs, key) -> tuple[str, ...]:
+    value = attrs[key]
+    names = [_decoded(v) for v in value] if isinstance(value, np.ndarray) and value.ndim == 1 else None
+    if names is None or not all(isinstance(v, str) for v in names):
+        raise InputError(f"{path}: attribute {key!r} is {value!r}, expected a list of names")
+    return tuple(str(v) for v in names)
+
+
 def _json_attr(path, attrs, key) -> dict:
     try:
-        return json.loads(attrs.get(key, "{}"))
+        value = json.loads(_str_attr(path, attrs, key, "{}"))
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: attribute {key!r} is not valid JSON ({e})") from e
+    if not isinstance(value, dict):
+        raise InputError(f"{path}: attribute {key!r} is a JSON {type(value).__name__}, expected an object")
+    return value
 
 
 def check_robot(clip: Clip, robot, where: str) -> None:
@@ -302,6 +362,12 @@ def check_robot(clip: Clip, robot, where: str) -> None:
         raise InputError(f"{where}: attribute 'joint_names' {list(clip.joint_names)} differs from the robot's {list(robot.joint_names)}")
     if tuple(clip.foot_names) != tuple(robot.foot_names):
         raise InputError(f"{where}: attribute 'foot_names' {list(clip.foot_names)} differs from the robot's {list(robot.foot_names)}")
+    excess = np.maximum(robot.lower - clip.dof_pos, clip.dof_pos - robot.upper)
+    if np.any(excess > LIMIT_TOLERANCE):
+        frame, j = np.argwhere(excess > LIMIT_TOLERANCE)[0]
+        raise InputError(f"{where}: dataset 'dof_pos' at frame {frame}: {robot.joint_names[j]} = "
+                         f"{clip.dof_pos[frame, j]:.4g} rad is {excess[frame, j]:.2f} rad outside "
+                         f"[{robot.lower[j]:.3f}, {robot.upper[j]:.3f}]: angles in degrees?")
 
 
 def validate(clip: Clip, where: str) -> None:

@@ -56,7 +56,7 @@ import yaml
 from scipy.interpolate import CubicHermiteSpline, PchipInterpolator
 from scipy.spatial.transform import Rotation
 
-from .clip import Clip, sha256_of
+from .clip import Clip, check_frame_count, sha256_of
 from .contacts import plant_feet
 from .errors import InputError
 from .kinematics import body_to_world, feet_body, ik_world
@@ -478,6 +478,7 @@ def _build(kfs: list[_Keyframe], robot: Robot, fps: float, where: str) -> Clip:
     key_q = _keyframe_joints(kfs, robot, pos_spline(key_times), _quat(rpy_spline(key_times)))
 
     n = int(math.floor(key_times[-1] * fps + 1e-9)) + 1
+    check_frame_count(n, where)
     times = np.arange(n) / fps
     root_pos = pos_spline(times)
     root_quat = _quat(rpy_spline(times))

@@ -32,8 +32,9 @@ LABELS = (["root x", "root y", "root z", "root qx", "root qy", "root qz", "root 
 
 
 def looks_like(text: str) -> bool:
-    """Content test for format detection: a JSON object (whatever the file extension)."""
-    return text.lstrip().startswith("{")
+    """Content test for format detection: JSON, an object or an array (whatever the file extension);
+    an array is refused by load() with a message saying what the file should hold."""
+    return text.lstrip().startswith(("{", "["))
 
 
 def load(path: str | Path) -> SourceMotion:
@@ -43,6 +44,10 @@ def load(path: str | Path) -> SourceMotion:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
+    except RecursionError as e:  # garbage such as "[[[[..." nests deeper than the parser's stack
+        raise InputError(f"{path}: malformed JSON: lists or objects nested too deeply") from e
+    except ValueError as e:  # an integer of more than 4300 digits (Python's int conversion limit)
+        raise InputError(f"{path}: malformed JSON: {str(e).split(';')[0]}") from e
     if not isinstance(doc, dict):
         raise InputError(f"{path}: top level is a JSON {type(doc).__name__}, expected an object with 'Frames'")
     unknown = sorted(set(doc) - set(REQUIRED) - set(OPTIONAL))
@@ -70,7 +75,7 @@ def load(path: str | Path) -> SourceMotion:
     if bad.any():  # report the value as the file spells it (null, NaN, Infinity)
         frame, col = np.argwhere(bad)[0]
         raw = json.dumps(doc["Frames"][frame][col])
-        raise InputError(f"{path}: frame {frame}: field 'Frames' column {col} ({LABELS[col]}) is {raw}, "
+        raise InputError(f"{path}: frame {frame}: field 'Frames' column {col} ({_label(col)}) is {raw}, "
                          "not a finite number")
     quat_xyzw = check_quaternions(path, pose[:, 3:7], "Frames")
     return SourceMotion(
@@ -98,13 +103,28 @@ def _frames(path: Path, frames) -> tuple[np.ndarray, int]:
         got = "is not a list" if widths[i] < 0 else f"has {widths[i]} numbers"
         want = " or ".join(f"{w} ({name})" for w, name in WIDTHS.items())
         raise InputError(f"{path}: frame {i}: field 'Frames' {got}, expected {want}")
+    # Only JSON numbers (and null, reported by the caller as not finite): np.array would silently
+    # turn "0.5" into 0.5 and true into 1.0, and raise OverflowError on an integer like 1e400.
+    if not {type(v) for frame in frames for v in frame} <= {int, float, type(None)}:
+        for i, frame in enumerate(frames):  # error path only: find the frame holding a non-number
+            for j, v in enumerate(frame):
+                if v is not None and type(v) not in (int, float):
+                    raise InputError(f"{path}: frame {i}: field 'Frames' column {j} ({_label(j)}) is "
+                                     f"{v!r}, not a number")
     try:
         return np.array(frames, dtype=float), width
-    except (TypeError, ValueError):
+    except OverflowError:
         pass
-    for i, frame in enumerate(frames):  # error path only: find the frame holding a non-number
+    for i, frame in enumerate(frames):  # error path only: an integer too large for a float
         for j, v in enumerate(frame):
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                label = LABELS[j] if j < len(LABELS) else f"extra column {j}"
-                raise InputError(f"{path}: frame {i}: field 'Frames' column {j} ({label}) is {v!r}, not a number")
+            if isinstance(v, int) and abs(v) > _MAX_FLOAT:
+                raise InputError(f"{path}: frame {i}: field 'Frames' column {j} ({_label(j)}) is an integer "
+                                 "too large for a float, not a finite number")
     raise InputError(f"{path}: field 'Frames' is not numeric")
+
+
+_MAX_FLOAT = int(np.finfo(float).max)
+
+
+def _label(column: int) -> str:
+    return LABELS[column] if column < len(LABELS) else f"extra column {column}"

@@ -78,7 +78,15 @@ def check_quaternions(path: Path, quat: np.ndarray, field_name: str) -> np.ndarr
 
 
 def positive_number(path: Path, value, field_name: str) -> float:
-    # bool is an int in Python; `true` is never a duration or a rate
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-        raise InputError(f"{path}: field {field_name!r} is {value!r}, expected a positive number")
-    return float(value)
+    # bool is an int in Python; `true` is never a duration or a rate. float() of an integer past the
+    # float range (JSON allows 1000...0) raises OverflowError: not a usable number either.
+    number = None
+    if not isinstance(value, bool) and isinstance(value, (int, float)):
+        try:
+            number = float(value)
+        except OverflowError:
+            pass
+    if number is None or not np.isfinite(number) or number <= 0:
+        shown = repr(value) if number is not None or not isinstance(value, int) else "an integer too large for a float"
+        raise InputError(f"{path}: field {field_name!r} is {shown}, expected a positive number")
+    return number
