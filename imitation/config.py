@@ -1,0 +1,377 @@
+"""Experiment configuration: YAML files validated against one schema at load time.
+
+A config file may name a base file with `include: base.yaml` (relative to the including file); the
+including file's values override the base's, key by key. Every file is checked on its own, so an
+error names the file the bad value came from: unknown keys and wrong types raise a ConfigError
+(`configs/x.yaml: env.kp: expected a number, got 'abc'`); a missing key takes the default below.
+The loaded config is a plain nested dict holding every key, defaults filled in.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from retarget.errors import InputError
+
+
+class ConfigError(InputError):
+    """A config file is malformed: the message names the file and the key path."""
+
+
+_MISSING = object()
+
+
+# ---------------------------------------------------------------------------- schema language
+
+
+class Spec:
+    default: Any = _MISSING
+
+    def check(self, value, where: str, path: str, partial: bool):
+        raise NotImplementedError
+
+    def fill(self):
+        """The default value, or _MISSING when the key is required."""
+        return copy.deepcopy(self.default)
+
+
+def _fail(where, path, what, value):
+    raise ConfigError(f"{where}: {path}: expected {what}, got {value!r}")
+
+
+class Num(Spec):
+    def __init__(self, default=_MISSING):
+        self.default = default
+
+    def check(self, value, where, path, partial):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(where, path, "a number", value)
+        return float(value)
+
+
+class Int(Spec):
+    def __init__(self, default=_MISSING, min=None):
+        self.default, self.min = default, min
+
+    def check(self, value, where, path, partial):
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(where, path, "an integer", value)
+        if self.min is not None and value < self.min:
+            _fail(where, path, f"an integer >= {self.min}", value)
+        return value
+
+
+class Bool(Spec):
+    def __init__(self, default=_MISSING):
+        self.default = default
+
+    def check(self, value, where, path, partial):
+        if not isinstance(value, bool):
+            _fail(where, path, "true or false", value)
+        return value
+
+
+class Str(Spec):
+    def __init__(self, default=_MISSING):
+        self.default = default
+
+    def check(self, value, where, path, partial):
+        if not isinstance(value, str):
+            _fail(where, path, "a string", value)
+        return value
+
+
+class Choice(Spec):
+    def __init__(self, *options, default=_MISSING):
+        self.options, self.default = options, default
+
+    def check(self, value, where, path, partial):
+        if value not in self.options:
+            _fail(where, path, "one of " + ", ".join(map(repr, self.options)), value)
+        return value
+
+
+class Maybe(Spec):
+    """`inner` or null."""
+
+    def __init__(self, inner: Spec, default=None):
+        self.inner, self.default = inner, default
+
+    def check(self, value, where, path, partial):
+        return None if value is None else self.inner.check(value, where, path, partial)
+
+
+class ListOf(Spec):
+    def __init__(self, item: Spec, length: int | None = None, default=_MISSING):
+        self.item, self.length, self.default = item, length, default
+
+    def check(self, value, where, path, partial):
+        if not isinstance(value, list):
+            _fail(where, path, "a list", value)
+        if self.length is not None and len(value) != self.length:
+            _fail(where, path, f"a list of {self.length} values", value)
+        return [self.item.check(v, where, f"{path}[{i}]", partial) for i, v in enumerate(value)]
+
+
+class Range(ListOf):
+    """[low, high] with low <= high."""
+
+    def __init__(self, default=_MISSING):
+        super().__init__(Num(), 2, default)
+
+    def check(self, value, where, path, partial):
+        lo, hi = super().check(value, where, path, partial)
+        if lo > hi:
+            _fail(where, path, "[low, high] with low <= high", value)
+        return [lo, hi]
+
+
+class Section(Spec):
+    """A mapping with a fixed set of keys."""
+
+    def __init__(self, **fields: Spec):
+        self.fields = fields
+
+    def check(self, value, where, path, partial):
+        if not isinstance(value, dict):
+            _fail(where, path or "top level", "a mapping", value)
+        out = {}
+        for key, v in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in self.fields:
+                known = ", ".join(self.fields)
+                raise ConfigError(f"{where}: {sub}: unknown key (known keys here: {known})")
+            out[key] = self.fields[key].check(v, where, sub, partial)
+        if not partial:
+            for key, spec in self.fields.items():
+                if key not in out:
+                    d = spec.fill()
+                    if d is _MISSING:
+                        raise ConfigError(f"{where}: {path + '.' if path else ''}{key}: required key missing")
+                    out[key] = d
+            out = {k: out[k] for k in self.fields}  # schema order
+        return out
+
+    def fill(self):
+        return {k: s.fill() for k, s in self.fields.items()}
+
+
+class MapOf(Spec):
+    """A mapping from free-form names to values of one kind."""
+
+    def __init__(self, value: Spec, default=_MISSING):
+        self.value, self.default = value, default
+
+    def check(self, value, where, path, partial):
+        if not isinstance(value, dict):
+            _fail(where, path, "a mapping", value)
+        return {str(k): self.value.check(v, where, f"{path}.{k}", partial) for k, v in value.items()}
+
+
+class RewardTerm(Spec):
+    """{weight: number, <parameter of the term's function>: number, ...} (see imitation.rewards)."""
+
+    def check(self, value, where, path, partial):
+        from . import rewards  # torch only, no genesis
+
+        name = path.rsplit(".", 1)[-1]
+        if name not in rewards.TERMS:
+            raise ConfigError(f"{where}: {path}: unknown reward term (known: {', '.join(sorted(rewards.TERMS))})")
+        if not isinstance(value, dict):
+            _fail(where, path, "a mapping {weight: ..., parameters}", value)
+        params = rewards.term_parameters(name)
+        out = {}
+        for key, v in value.items():
+            if key != "weight" and key not in params:
+                raise ConfigError(
+                    f"{where}: {path}.{key}: not a parameter of reward term {name!r} "
+                    f"(its parameters: {', '.join(['weight', *params]) })"
+                )
+            out[key] = Num().check(v, where, f"{path}.{key}", partial)
+        if not partial:
+            if "weight" not in out:
+                raise ConfigError(f"{where}: {path}.weight: required key missing")
+            missing = [p for p, d in params.items() if d is inspect.Parameter.empty and p not in out]
+            if missing:
+                raise ConfigError(f"{where}: {path}.{missing[0]}: required parameter missing")
+        return out
+
+
+# ---------------------------------------------------------------------------- the schema
+
+SCHEMA = Section(
+    experiment=Str("imitation"),
+    clip=Maybe(Str(), None),                    # path of the reference clip (HDF5), relative to the cwd
+    robot=Str("configs/robot/go2.yaml"),
+    seed=Int(1),
+    env=Section(
+        num_envs=Int(4096, min=1),
+        dt=Num(0.02),                           # control period (s)
+        substeps=Int(2, min=1),                 # physics steps per control step
+        episode_length_s=Maybe(Num(), None),    # clip time at which an episode times out; null: clip duration
+        kp=Num(70.0),
+        kd=Num(3.0),
+        action_scale=Num(0.5),
+        action_mode=Choice("default", "residual", default="default"),  # PD target around default pose / next ref frame
+        action_latency=Bool(False),             # PD target of step k from the action of step k-1
+        clip_actions=Num(100.0),
+        torque_limits=Bool(True),               # clamp PD torques at the URDF effort limits
+        self_collision=Bool(False),
+        max_collision_pairs=Int(30, min=1),
+        observations=Section(
+            last_actions=Choice("previous", "current", default="previous"),  # "current": as the Genesis example plays back
+            future_frames=ListOf(Int(min=1), default=[]),   # reference frames ahead (control steps) in the actor obs
+            future_terms=ListOf(Choice("joint_pos", "attitude"), default=["joint_pos", "attitude"]),
+            privileged_critic=Bool(True),       # critic gets base velocity, height, contacts, tracking errors
+        ),
+    ),
+    reset=Section(
+        rsi=Bool(True),                         # start at a random clip frame in the reference state
+        start_at_zero_fraction=Num(0.2),        # share of starts at t = 0 under RSI
+    ),
+    termination=Section(
+        body_contact=Bool(True),
+        contact_links=Maybe(ListOf(Str()), None),   # null: the robot's body_links
+        contact_force=Num(1.0),                 # N
+        max_height_error=Maybe(Num(), None),    # m; null: off
+        max_position_error=Maybe(Num(), None),  # m
+        max_orientation_error=Maybe(Num(), None),   # rad
+    ),
+    domain_randomization=Section(
+        enabled=Bool(False),
+        friction=Range([0.2, 1.5]),
+        added_base_mass=Range([-1.0, 3.0]),     # kg
+        kp_scale=Range([0.8, 1.2]),
+        kd_scale=Range([0.8, 1.2]),
+        action_latency_probability=Num(0.0),    # share of envs with one-step latency (resampled at reset)
+        init_noise=Section(                     # standard deviations added to the initial state
+            root_pos=Num(0.0), root_rot=Num(0.0), root_lin_vel=Num(0.0), root_ang_vel=Num(0.0),
+            dof_pos=Num(0.0), dof_vel=Num(0.0),
+        ),
+    ),
+    rewards=Section(
+        scale_by_dt=Bool(False),                # multiply weights by dt (legged_gym convention)
+        terms=MapOf(RewardTerm(), default={}),
+    ),
+    ppo=Section(                                # rsl-rl-lib 5.x OnPolicyRunner config
+        max_iterations=Int(1000, min=0),
+        num_steps_per_env=Int(24, min=1),
+        save_interval=Int(50, min=1),
+        logger=Choice("tensorboard", default="tensorboard"),
+        check_for_nan=Bool(True),
+        obs_groups=MapOf(ListOf(Str()), default={"actor": ["policy"], "critic": ["critic"]}),
+        algorithm=Section(
+            class_name=Str("PPO"),
+            learning_rate=Num(1e-3),
+            schedule=Choice("adaptive", "fixed", default="adaptive"),
+            desired_kl=Num(0.01),
+            num_learning_epochs=Int(5, min=1),
+            num_mini_batches=Int(4, min=1),
+            clip_param=Num(0.2),
+            gamma=Num(0.99),
+            lam=Num(0.95),
+            entropy_coef=Num(0.01),
+            value_loss_coef=Num(1.0),
+            max_grad_norm=Num(1.0),
+            use_clipped_value_loss=Bool(True),
+            normalize_advantage_per_mini_batch=Bool(False),
+            optimizer=Choice("adam", "adamw", "sgd", "rmsprop", default="adam"),
+        ),
+        actor=Section(
+            class_name=Str("MLPModel"),
+            hidden_dims=ListOf(Int(min=1), default=[512, 256, 128]),
+            activation=Str("elu"),
+            obs_normalization=Bool(False),
+            distribution_cfg=Section(
+                class_name=Str("GaussianDistribution"),
+                init_std=Num(1.0),
+                std_type=Choice("scalar", "log", default="scalar"),
+            ),
+        ),
+        critic=Section(
+            class_name=Str("MLPModel"),
+            hidden_dims=ListOf(Int(min=1), default=[512, 256, 128]),
+            activation=Str("elu"),
+            obs_normalization=Bool(False),
+        ),
+    ),
+)
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config: {e.strerror or e}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level: expected a mapping, got {type(raw).__name__}")
+    return raw
+
+
+def merge(base: dict, over: dict) -> dict:
+    """Deep merge: mappings merge key by key, anything else in `over` replaces the base value."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _load_partial(path: Path, chain: tuple[Path, ...]) -> dict:
+    path = path.resolve()
+    if path in chain:
+        raise ConfigError(f"{path}: include: circular include ({' -> '.join(p.name for p in (*chain, path))})")
+    raw = _read_yaml(path)
+    include = raw.pop("include", None)
+    where = _display(path)
+    SCHEMA.check(raw, where, "", partial=True)  # unknown keys and types, blamed on this file
+    if include is None:
+        return raw
+    if not isinstance(include, str):
+        _fail(where, "include", "a file name", include)
+    base = _load_partial(path.parent / include, (*chain, path))
+    return merge(base, raw)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> dict:
+    """Load, include, validate and complete a config file; `overrides` is a nested dict applied last."""
+    path = Path(path)
+    raw = _load_partial(path, ())
+    if overrides:
+        SCHEMA.check(overrides, "overrides", "", partial=True)
+        raw = merge(raw, overrides)
+    return SCHEMA.check(raw, _display(path.resolve()), "", partial=False)
+
+
+def validate(cfg: dict, where: str = "config") -> dict:
+    """Check a complete config dict (e.g. a run's saved config.yaml) and fill defaults."""
+    return SCHEMA.check(cfg, where, "", partial=False)
+
+
+def defaults() -> dict:
+    return SCHEMA.fill()
+
+
+def dump(cfg: dict) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None)

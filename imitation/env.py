@@ -1,0 +1,468 @@
+"""The Go2 motion-imitation environment in Genesis, with rsl-rl-lib 5.x's VecEnv interface.
+
+One batch of Go2 robots on a plane tracks a reference clip. Each control step:
+
+    actions -> PD targets (around the default pose, or residual around the next reference frame)
+    -> physics -> read state -> terminations -> rewards -> reset finished envs -> observations
+
+Everything stays on the Genesis device in batched tensors: no per-env Python loops and, on a GPU, no
+host syncs in `step()` (domain randomization at reset is the one exception: it indexes the envs it
+resets). Episode statistics reach rsl-rl's logger through `extras["episode"]` once per rollout.
+The actor observation is the 60-value layout of the Genesis backflip example (optionally followed by
+future reference frames); the critic group optionally adds privileged state.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from tensordict import TensorDict
+
+import genesis as gs
+from rsl_rl.env import VecEnv
+
+from retarget.clip import Clip
+from retarget.robot import PROJECT_ROOT, load_robot
+
+from .reference import Reference
+from .rewards import RewardSum, State
+from .rotations import quat_conj, quat_error_angle, quat_mul, quat_rotate, quat_rotate_inverse, quat_to_rot6d, quat_to_rotvec
+from .stats import EpisodeStats
+
+TERMINATIONS = ("body_contact", "height", "position", "orientation")
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A config path: absolute, relative to the cwd, or else relative to the project root."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    return PROJECT_ROOT / p
+
+
+class ImitationEnv(VecEnv):
+    def __init__(
+        self,
+        cfg: dict,
+        clip: Clip | str | Path | None = None,
+        num_envs: int | None = None,
+        show_viewer: bool = False,
+    ):
+        """`cfg` is a loaded config (imitation.config.load_config); `clip` overrides cfg["clip"].
+
+        Genesis must be initialized (gs.init) before; the env lives on gs.device.
+        """
+        self.cfg = cfg
+        ecfg, ocfg = cfg["env"], cfg["env"]["observations"]
+        self.device = gs.device
+        self.num_envs = int(num_envs or ecfg["num_envs"])
+        self.num_actions = 12
+        self.dt = float(ecfg["dt"])
+        self.robot_desc = robot = load_robot(resolve_path(cfg["robot"]))
+
+        clip = clip if clip is not None else cfg["clip"]
+        if clip is None:
+            raise ValueError("no reference clip: set `clip` in the config or pass one")
+        if not isinstance(clip, Clip):
+            clip = resolve_path(clip)
+        self.ref = Reference(clip, robot, self.dt, self.device)
+        self.episode_length_s = float(ecfg["episode_length_s"] or self.ref.duration)
+        self.max_episode_length = max(1, int(round(self.episode_length_s / self.dt)))  # clip frame of the time-out
+
+        # ---- settings as tensors / plain values
+        dev, f32 = self.device, torch.float32
+        self.action_scale = float(ecfg["action_scale"])
+        self.clip_actions = float(ecfg["clip_actions"])
+        self.residual = ecfg["action_mode"] == "residual"
+        self.obs_last_actions_current = ocfg["last_actions"] == "current"
+        self.default_dof_pos = torch.tensor(robot.default_pose, dtype=f32, device=dev)
+        self.future_offsets = torch.tensor(ocfg["future_frames"], dtype=torch.long, device=dev)
+        self.future_terms = tuple(ocfg["future_terms"]) if len(ocfg["future_frames"]) else ()
+        self.privileged_critic = ocfg["privileged_critic"]
+        tcfg = cfg["termination"]
+        self.max_height_error = tcfg["max_height_error"]
+        self.max_position_error = tcfg["max_position_error"]
+        self.max_orientation_error = tcfg["max_orientation_error"]
+        self.contact_force = float(tcfg["contact_force"])
+        self.rsi = cfg["reset"]["rsi"]
+        self.start_at_zero_fraction = float(cfg["reset"]["start_at_zero_fraction"])
+        self.dr = cfg["domain_randomization"]
+        self.dr_on = self.dr["enabled"]
+        self.rewards = RewardSum(cfg["rewards"]["terms"], self.dt, cfg["rewards"]["scale_by_dt"])
+
+        # ---- scene
+        substeps = int(ecfg["substeps"])
+        self.scene = gs.Scene(
+            sim_options=gs.options.SimOptions(dt=self.dt, substeps=substeps),
+            rigid_options=gs.options.RigidOptions(
+                dt=self.dt / substeps,
+                constraint_solver=gs.constraint_solver.Newton,
+                enable_collision=True,
+                enable_joint_limit=True,
+                enable_self_collision=ecfg["self_collision"],
+                max_collision_pairs=ecfg["max_collision_pairs"],
+                batch_dofs_info=self.dr_on,   # per-env kp / kd
+                batch_links_info=self.dr_on,  # per-env base mass
+            ),
+            viewer_options=gs.options.ViewerOptions(
+                refresh_rate=int(1 / self.dt), camera_pos=(2.0, -2.0, 1.5), camera_lookat=(0.0, 0.0, 0.4)
+            ),
+            vis_options=gs.options.VisOptions(rendered_envs_idx=[0]),
+            show_viewer=show_viewer,
+        )
+        self.plane = self.scene.add_entity(gs.morphs.URDF(file="urdf/plane/plane.urdf", fixed=True))
+        self.robot = self.scene.add_entity(
+            gs.morphs.URDF(
+                file=str(robot.urdf_path),
+                pos=tuple(float(v) for v in self.ref.root_pos[0].cpu()),
+                quat=tuple(float(v) for v in self.ref.root_quat[0].cpu()),
+                links_to_keep=list(robot.foot_names),
+            )
+        )
+        self.scene.build(n_envs=self.num_envs)
+        self.rigid_solver = self.scene.sim.rigid_solver
+
+        # ---- indices (robot joint order FR, FL, RR, RL; Genesis orders dofs differently)
+        self.dof_idx = torch.tensor(
+            [self.robot.get_joint(n).dofs_idx_local[0] for n in robot.joint_names], dtype=torch.long, device=dev
+        )
+        self.q_idx = torch.tensor(
+            [self.robot.get_joint(n).qs_idx_local[0] for n in robot.joint_names], dtype=torch.long, device=dev
+        )
+        self.dof_idx_list = self.dof_idx.tolist()
+        self.foot_link_idx = torch.tensor(
+            [self.robot.get_link(n).idx_local for n in robot.foot_names], dtype=torch.long, device=dev
+        )
+        contact_links = tcfg["contact_links"] if tcfg["contact_links"] is not None else list(robot.body_links)
+        self.contact_link_idx = torch.tensor(
+            [self.robot.get_link(n).idx_local for n in contact_links], dtype=torch.long, device=dev
+        )
+        self.body_contact = tcfg["body_contact"] and len(contact_links) > 0
+        self.base_link_idx = self.robot.get_link(robot.base_link).idx_local
+
+        # ---- actuators
+        self.kp, self.kd = float(ecfg["kp"]), float(ecfg["kd"])
+        self.robot.set_dofs_kp([self.kp] * 12, self.dof_idx_list)
+        self.robot.set_dofs_kv([self.kd] * 12, self.dof_idx_list)
+        effort = robot.effort if ecfg["torque_limits"] else np.full(12, 1e6)
+        self.robot.set_dofs_force_range(-effort, effort, self.dof_idx_list)
+        self.dof_lower = torch.tensor(robot.lower, dtype=f32, device=dev)
+        self.dof_upper = torch.tensor(robot.upper, dtype=f32, device=dev)
+        if self.dr_on:
+            self.base_mass = float(self.robot.get_links_mass([self.base_link_idx])[0, 0])
+
+        # ---- buffers. The per-env physical state lives in one packed tensor (named views into it),
+        # so a reset rewrites it with a single masked copy.
+        n = self.num_envs
+        z = lambda *s: torch.zeros(n, *s, dtype=f32, device=dev)  # noqa: E731
+        layout = dict(base_pos=3, base_quat=4, base_lin_vel=3, base_ang_vel=3, base_lin_vel_b=3, base_ang_vel_b=3,
+                      projected_gravity=3, dof_pos=12, dof_vel=12, torques=12, foot_pos=12)
+        self._state_buf = z(sum(layout.values()))
+        views = torch.split(self._state_buf, list(layout.values()), dim=1)
+        for name, v in zip(layout, views):
+            setattr(self, name, v)
+        self.foot_pos = self.foot_pos.view(n, 4, 3)
+        self.foot_contact = torch.zeros(n, 4, dtype=torch.bool, device=dev)
+        self.pd_target = z(12)
+        self.kp_env = torch.full((n, 1), self.kp, dtype=f32, device=dev)
+        self.kd_env = torch.full((n, 1), self.kd, dtype=f32, device=dev)
+        self.effort = torch.tensor(effort, dtype=f32, device=dev)
+        self.actions, self.last_actions = z(12), z(12)
+        self.init_quat = z(4)
+        self.frame = torch.zeros(n, dtype=torch.long, device=dev)
+        self.episode_length_buf = torch.zeros(n, dtype=torch.long, device=dev)
+        self.delayed = torch.full((n,), bool(ecfg["action_latency"]), dtype=torch.bool, device=dev)
+        self.any_delay = bool(ecfg["action_latency"]) or (self.dr_on and self.dr["action_latency_probability"] > 0)
+        self.episode_sums = z(len(self.rewards.names))
+        self.phase_divisors = torch.tensor([1.0, 0.5, 0.25], dtype=f32, device=dev)
+        self.gravity = torch.tensor([0.0, 0.0, -1.0], dtype=f32, device=dev).expand(n, 3)
+        self.extras: dict = {}
+        self.termination_reasons = torch.zeros(n, len(TERMINATIONS), dtype=torch.bool, device=dev)
+
+        self.stats = EpisodeStats(
+            names=[f"rew_{t}" for t in self.rewards.names] + [f"Termination/{t}" for t in (*TERMINATIONS, "time_out")],
+            counters=["Physics/faults"],
+            steps=["Tracking/joint_pos_rmse", "Tracking/root_pos_error", "Tracking/root_orientation_error",
+                   "Tracking/foot_pos_error"],
+            device=dev,
+            interval=cfg["ppo"]["num_steps_per_env"],
+        )
+        self._fault_count = torch.zeros((), device=dev)
+
+        # Touch every Genesis accessor step() uses, so that the tensor views Genesis caches on first use
+        # are made here and not under rsl-rl's torch.inference_mode (such views refuse later in-place
+        # writes outside inference mode, e.g. when evaluating after training in the same process).
+        self.robot.control_dofs_position(self.default_dof_pos.expand(n, 12).contiguous(), self.dof_idx_list)
+        self.rigid_solver.get_error_envs_mask()
+        self._reset(torch.ones(n, dtype=torch.bool, device=dev))
+        self._read_state()
+        self.obs = self._observations()
+
+    # ------------------------------------------------------------------ VecEnv interface
+
+    def get_observations(self) -> TensorDict:
+        return self.obs
+
+    def step(self, actions: torch.Tensor):
+        # 1. actions -> PD targets -> physics
+        self.actions[:] = actions.to(self.device).clamp(-self.clip_actions, self.clip_actions)
+        executed = torch.where(self.delayed[:, None], self.last_actions, self.actions) if self.any_delay else self.actions
+        base = self.ref.dof_pos[(self.frame + 1).clamp(max=self.ref.last)] if self.residual else self.default_dof_pos
+        torch.add(base, executed, alpha=self.action_scale, out=self.pd_target)
+        self.robot.control_dofs_position(self.pd_target, self.dof_idx_list)
+        self.scene.step()
+        self.frame += 1
+        self.episode_length_buf += 1
+        self._read_state()
+
+        # 2. terminations
+        ref = self.ref.frame(self.frame)
+        fault = ~torch.isfinite(
+            torch.cat([self.base_pos, self.base_quat, self.base_lin_vel, self.base_ang_vel, self.dof_pos, self.dof_vel], -1)
+        ).all(-1) | self.rigid_solver.get_error_envs_mask().to(self.device)
+        reasons = self._terminations(ref) & ~fault[:, None]            # (n, 4)
+        terminated = reasons.any(-1)
+        time_out = (self.frame >= self.max_episode_length) & ~terminated & ~fault
+        dones = terminated | time_out | fault
+
+        # 3. rewards (zero for envs whose physics failed)
+        terms = torch.nan_to_num(self.rewards(self.state(), ref), nan=0.0, posinf=0.0, neginf=0.0)
+        terms = torch.where(fault[:, None], torch.zeros_like(terms), terms)
+        rewards = terms.sum(-1)
+        self.episode_sums += terms
+        self.termination_reasons = reasons
+
+        # 4. logging, reset, observations. (On CPU, skipping the reset when no env is done is free;
+        # on a GPU that test would be a host sync, and the masked reset of no env is cheap there.)
+        self._log(ref, dones, reasons, time_out, fault)
+        if self.device.type != "cpu" or bool(dones.any()):
+            self._reset(dones)
+        self.obs = self._observations()
+        self.last_actions[:] = self.actions
+        self.extras["time_outs"] = time_out.to(torch.float32)
+        return self.obs, rewards, dones, self.extras
+
+    # ------------------------------------------------------------------ state
+
+    def _read_state(self) -> None:
+        r = self.robot
+        qpos, qvel = r.get_qpos(), r.get_dofs_velocity()
+        self.base_pos.copy_(qpos[:, 0:3])
+        self.base_quat.copy_(qpos[:, 3:7])
+        self.dof_pos.copy_(qpos[:, self.q_idx])
+        self.base_lin_vel.copy_(qvel[:, 0:3])      # free joint: world-frame linear velocity
+        self.base_ang_vel_b.copy_(qvel[:, 3:6])    # and body-frame angular velocity
+        self.dof_vel.copy_(qvel[:, self.dof_idx])
+        self.base_ang_vel.copy_(quat_rotate(self.base_quat, self.base_ang_vel_b))
+        self.base_lin_vel_b.copy_(quat_rotate_inverse(self.base_quat, self.base_lin_vel))
+        self.projected_gravity.copy_(quat_rotate_inverse(self.base_quat, self.gravity))
+        # PD torque at the new state, clamped at the effort limits (what get_dofs_control_force computes).
+        tau = self.kp_env * (self.pd_target - self.dof_pos) - self.kd_env * self.dof_vel
+        torch.clamp(tau, -self.effort, self.effort, out=self.torques)
+        self.foot_pos.copy_(r.get_links_pos(self.foot_link_idx))
+        self.contact_forces = r.get_links_net_contact_force()
+        self.foot_contact.copy_(torch.linalg.vector_norm(self.contact_forces[:, self.foot_link_idx], dim=-1) > 1.0)
+
+    def state(self) -> State:
+        """The current state as reward terms see it."""
+        return State(
+            time=self.frame * self.dt, episode_time=self.episode_length_buf * self.dt, dt=self.dt,
+            base_pos=self.base_pos, base_quat=self.base_quat, init_quat=self.init_quat,
+            base_lin_vel=self.base_lin_vel, base_ang_vel=self.base_ang_vel,
+            base_lin_vel_b=self.base_lin_vel_b, base_ang_vel_b=self.base_ang_vel_b,
+            projected_gravity=self.projected_gravity, dof_pos=self.dof_pos, dof_vel=self.dof_vel,
+            default_dof_pos=self.default_dof_pos, torques=self.torques, foot_pos=self.foot_pos,
+            foot_contact=self.foot_contact, actions=self.actions, last_actions=self.last_actions,
+        )
+
+    def _terminations(self, ref) -> torch.Tensor:
+        """(n, 4) bool: body contact, height error, position error, orientation error."""
+        off = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        contact = off
+        if self.body_contact:
+            f = torch.linalg.vector_norm(self.contact_forces[:, self.contact_link_idx], dim=-1)
+            contact = (f > self.contact_force).any(-1)
+        height = off if self.max_height_error is None else (
+            (self.base_pos[:, 2] - ref.root_pos[:, 2]).abs() > self.max_height_error)
+        position = off if self.max_position_error is None else (
+            torch.linalg.vector_norm(self.base_pos - ref.root_pos, dim=-1) > self.max_position_error)
+        orientation = off if self.max_orientation_error is None else (
+            quat_error_angle(self.base_quat, ref.root_quat) > self.max_orientation_error)
+        return torch.stack([contact, height, position, orientation], dim=-1)
+
+    # ------------------------------------------------------------------ reset
+
+    def reset_envs(self, mask: torch.Tensor, frames: torch.Tensor | None = None) -> TensorDict:
+        """Reset the envs in `mask` (n,) bool, at clip `frames` (n,) if given; returns the observations."""
+        self._reset(mask, frames)
+        self.obs = self._observations()
+        return self.obs
+
+    def reward_terms(self) -> torch.Tensor:
+        """(n, n_terms) weighted reward terms of the current state against the current frame."""
+        return self.rewards(self.state(), self.ref.frame(self.frame))
+
+    def _reset(self, mask: torch.Tensor, frames: torch.Tensor | None = None) -> None:
+        """Reset the envs in `mask` (n,) bool to the reference state at a sampled clip frame."""
+        n, dev = self.num_envs, self.device
+        # Start frames: uniform over the clip (RSI) with a share at t = 0.
+        if frames is not None:
+            start = frames.to(dev).long()
+        elif self.rsi:
+            start = torch.randint(0, max(min(self.ref.last, self.max_episode_length), 1), (n,), device=dev)
+            start = torch.where(torch.rand(n, device=dev) < self.start_at_zero_fraction, 0, start)
+        else:
+            start = torch.zeros(n, dtype=torch.long, device=dev)
+        ref = self.ref.frame(start)
+        pos, quat, lin_vel, ang_vel_b = ref.root_pos, ref.root_quat, ref.lin_vel, ref.ang_vel_b
+        dof_pos, dof_vel = ref.dof_pos, ref.dof_vel
+        if self.dr_on:
+            pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel = self._init_noise(pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel)
+
+        # Genesis: free-base dofs 0-2 take the world linear velocity, 3-5 the BODY angular velocity.
+        # Velocities first (no forward pass), then the pose with forward kinematics.
+        vel = torch.zeros(n, self.robot.n_dofs, device=dev)
+        vel[:, 0:3], vel[:, 3:6] = lin_vel, ang_vel_b
+        vel[:, self.dof_idx] = dof_vel
+        qpos = torch.zeros(n, self.robot.n_qs, device=dev)
+        qpos[:, 0:3], qpos[:, 3:7] = pos, quat
+        qpos[:, self.q_idx] = dof_pos
+        self.robot.set_dofs_velocity(vel, envs_idx=mask, skip_forward=True)
+        self.robot.set_qpos(qpos, envs_idx=mask, zero_velocity=False)
+        if self.dr_on:
+            self._randomize(mask)
+
+        # Buffers of the reset envs from the state just written (no read-back needed).
+        ang_vel = quat_rotate(quat, ang_vel_b)
+        new_state = torch.cat(
+            [pos, quat, lin_vel, ang_vel, quat_rotate_inverse(quat, lin_vel), ang_vel_b,
+             quat_rotate_inverse(quat, self.gravity), dof_pos, dof_vel, torch.zeros_like(dof_pos),
+             ref.foot_pos.reshape(n, 12)],
+            dim=1,
+        )
+        m = mask[:, None]
+        torch.where(m, new_state, self._state_buf, out=self._state_buf)
+        torch.where(m, quat, self.init_quat, out=self.init_quat)
+        torch.where(m, ref.foot_contact, self.foot_contact, out=self.foot_contact)
+        torch.where(m, dof_pos, self.pd_target, out=self.pd_target)
+        self.actions.masked_fill_(m, 0.0)
+        self.last_actions.masked_fill_(m, 0.0)
+        self.episode_sums.masked_fill_(m, 0.0)
+        torch.where(mask, start, self.frame, out=self.frame)
+        self.episode_length_buf.masked_fill_(mask, 0)
+
+    def _init_noise(self, pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel):
+        s = self.dr["init_noise"]
+        rn = lambda x, std: x + std * torch.randn_like(x)  # noqa: E731
+        rotvec = s["root_rot"] * torch.randn_like(pos)
+        angle = torch.linalg.vector_norm(rotvec, dim=-1, keepdim=True)
+        axis = rotvec / angle.clamp_min(1e-9)
+        dq = torch.cat([torch.cos(angle / 2), axis * torch.sin(angle / 2)], dim=-1)
+        quat = quat_mul(dq, quat)
+        dof_pos = torch.max(torch.min(rn(dof_pos, s["dof_pos"]), self.dof_upper), self.dof_lower)
+        return (rn(pos, s["root_pos"]), quat, rn(lin_vel, s["root_lin_vel"]), rn(ang_vel_b, s["root_ang_vel"]),
+                dof_pos, rn(dof_vel, s["dof_vel"]))
+
+    def _randomize(self, mask: torch.Tensor) -> None:
+        """Domain randomization of the envs being reset (indexes them: one host sync)."""
+        idx = mask.nonzero(as_tuple=False).squeeze(-1)
+        k = len(idx)
+        if k == 0:
+            return
+        dev, d = self.device, self.dr
+        u = lambda lo_hi, *shape: lo_hi[0] + (lo_hi[1] - lo_hi[0]) * torch.rand(k, *shape, device=dev)  # noqa: E731
+        friction = u(d["friction"], 1)
+        self.robot.set_friction_ratio(friction.expand(k, self.robot.n_links), list(range(self.robot.n_links)), idx)
+        self.plane.set_friction_ratio(friction.expand(k, self.plane.n_links), list(range(self.plane.n_links)), idx)
+        self.robot.set_links_mass(self.base_mass + u(d["added_base_mass"], 1), [self.base_link_idx], idx)
+        self.kp_env[idx] = self.kp * u(d["kp_scale"], 1)
+        self.kd_env[idx] = self.kd * u(d["kd_scale"], 1)
+        self.robot.set_dofs_kp(self.kp_env[idx].expand(k, 12), self.dof_idx_list, idx)
+        self.robot.set_dofs_kv(self.kd_env[idx].expand(k, 12), self.dof_idx_list, idx)
+        if d["action_latency_probability"] > 0:
+            delayed = torch.rand(k, device=dev) < d["action_latency_probability"]
+            self.delayed[idx] = delayed | bool(self.cfg["env"]["action_latency"])
+
+    # ------------------------------------------------------------------ observations
+
+    def _observations(self) -> TensorDict:
+        # phase = pi * t / episode length, t the clip time: encoded as sin, cos of phase, phase/2, phase/4
+        phase = (self.frame * (math.pi * self.dt / self.episode_length_s))[:, None] * self.phase_divisors
+        phase_enc = torch.stack([torch.sin(phase), torch.cos(phase)], dim=-1).reshape(self.num_envs, 6)
+        last = self.actions if self.obs_last_actions_current else self.last_actions
+        parts = [
+            self.base_ang_vel_b * 0.25,         # 3
+            self.projected_gravity,             # 3
+            self.dof_pos - self.default_dof_pos,  # 12
+            self.dof_vel * 0.05,                # 12
+            self.actions,                       # 12
+            last,                               # 12
+            phase_enc,                          # 6
+        ]
+        if self.future_terms:
+            k = len(self.future_offsets)
+            if "joint_pos" in self.future_terms:
+                q = self.ref.future(self.frame, self.future_offsets, "dof_pos") - self.default_dof_pos
+                parts.append(q.reshape(self.num_envs, -1))
+            if "attitude" in self.future_terms:
+                qr = self.ref.future(self.frame, self.future_offsets, "root_quat")
+                rel = quat_mul(quat_conj(self.base_quat)[:, None].expand(-1, k, 4), qr)
+                parts.append(quat_to_rot6d(rel).reshape(self.num_envs, -1))
+        policy = torch.cat(parts, dim=-1)
+        critic = policy
+        if self.privileged_critic:
+            ref = self.ref.frame(self.frame)
+            rel = quat_mul(quat_conj(self.base_quat), ref.root_quat)
+            critic = torch.cat(
+                [
+                    policy,
+                    self.base_lin_vel_b * 2.0,
+                    self.base_pos[:, 2:3],
+                    self.foot_contact.to(torch.float32),
+                    self.dof_pos - ref.dof_pos,
+                    quat_rotate_inverse(self.base_quat, ref.root_pos - self.base_pos),
+                    quat_to_rotvec(rel),
+                ],
+                dim=-1,
+            )
+        return TensorDict({"policy": policy, "critic": critic}, batch_size=[self.num_envs], device=self.device)
+
+    # ------------------------------------------------------------------ logging
+
+    def _log(self, ref, dones, reasons, time_out, fault) -> None:
+        episode_values = torch.cat([self.episode_sums, reasons.to(torch.float32), time_out[:, None].to(torch.float32)], -1)
+        self.stats.add_episodes(dones, episode_values)
+        n_fault = fault.sum().to(torch.float32)
+        self._fault_count += n_fault
+        self.stats.add_counts(n_fault[None])
+        ok = (~fault).to(torch.float32)
+        errors = torch.stack(
+            [
+                torch.sqrt(torch.mean(torch.square(self.dof_pos - ref.dof_pos), dim=-1)),
+                torch.linalg.vector_norm(self.base_pos - ref.root_pos, dim=-1),
+                quat_error_angle(self.base_quat, ref.root_quat),
+                torch.linalg.vector_norm(self.foot_pos - ref.foot_pos, dim=-1).mean(-1),
+            ],
+            dim=-1,
+        )
+        errors = torch.where(fault[:, None], torch.zeros_like(errors), errors)  # NaN * 0 is NaN
+        self.stats.add_step(ok @ errors / ok.sum().clamp(min=1))
+        window = self.stats.tick()
+        if window is not None:
+            self.extras["episode"] = window
+        else:
+            self.extras.pop("episode", None)
+
+    @property
+    def num_faults(self) -> int:
+        """Envs reset because of a physics fault since construction (syncs: not for the hot loop)."""
+        return int(self._fault_count.item())
+
+    def set_log_interval(self, steps: int) -> None:
+        self.stats.interval = steps
+
+    def close(self) -> None:
+        pass

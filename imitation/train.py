@@ -1,0 +1,351 @@
+"""PPO training with rsl-rl-lib 5.x's OnPolicyRunner.
+
+A run lives in `runs/<experiment>/<timestamp>[_<run name>]/`: `config.yaml` (the resolved config),
+`model_<n>.pt` checkpoints (n = completed iterations, written atomically), TensorBoard events,
+`progress.jsonl` (one line of metrics per iteration) and `exported/policy.{pt,onnx}`.
+Ctrl-C or SIGTERM stops at the end of the current iteration and saves a checkpoint (a second
+Ctrl-C aborts at once); `resume=` continues a run from its last checkpoint with its own config and
+optimizer state. Multi-GPU: launch with `torchrun --nproc_per_node=N ...` and device "cuda":
+each rank uses cuda:LOCAL_RANK, rank 0 writes the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import io
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from rsl_rl.runners import OnPolicyRunner
+
+from retarget.clip import atomic_output
+from retarget.robot import PROJECT_ROOT
+
+from . import config as config_mod
+
+CONFIG_NAME = "config.yaml"
+_CKPT = re.compile(r"model_(\d+)\.pt$")
+
+
+class StopTraining(Exception):
+    """Raised at an iteration boundary after Ctrl-C / SIGTERM."""
+
+
+# ---------------------------------------------------------------------------- Genesis
+
+
+def init_genesis(device: str) -> None:
+    """gs.init once per process, on the CPU or on the current CUDA device."""
+    import genesis as gs
+
+    if getattr(gs, "_initialized", False):
+        return
+    gs.init(backend=gs.cpu if device == "cpu" else gs.gpu, logging_level="warning")
+
+
+def resolve_device(device: str) -> tuple[str, int, int]:
+    """(torch device, rank, world size). Under torchrun each rank takes cuda:LOCAL_RANK."""
+    world = int(os.getenv("WORLD_SIZE", "1"))
+    rank = int(os.getenv("RANK", "0"))
+    if device == "cpu":
+        if world > 1:
+            raise ValueError("multi-process training needs CUDA devices (rsl-rl has no CPU multi-process mode)")
+        return "cpu", 0, 1
+    if not device.startswith("cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:i]', got {device!r}")
+    if world > 1:
+        device = f"cuda:{int(os.getenv('LOCAL_RANK', '0'))}"
+    elif device == "cuda":
+        device = "cuda:0"
+    torch.cuda.set_device(torch.device(device))
+    return device, rank, world
+
+
+# ---------------------------------------------------------------------------- the runner
+
+
+class Runner(OnPolicyRunner):
+    """OnPolicyRunner with atomic checkpoints named by completed iterations, a one-line progress
+    report and metrics file, and a clean stop at iteration boundaries."""
+
+    def __init__(self, env, train_cfg: dict, exp_cfg: dict, log_dir: Path | None, device: str, verbose: bool = False):
+        super().__init__(env, train_cfg, log_dir=str(log_dir) if log_dir else None, device=device)
+        self.exp_cfg = exp_cfg
+        self.run_dir = log_dir
+        self.verbose = verbose
+        self.completed = 0                 # iterations completed (= the next iteration's index)
+        self.total = 0
+        self.stop_requested = False
+        self._updating = False
+        self._offset = (0, 0.0)            # env steps and seconds of a resumed run's earlier sessions
+        orig_log, orig_update = self.logger.log, self.alg.update
+
+        def log(it, start_it, total_it, collect_time, learn_time, **kw):
+            self.completed, self.total = it + 1, total_it
+            extras = _episode_means(self.logger.ep_extras)
+            quiet = contextlib.nullcontext() if self.verbose else contextlib.redirect_stdout(io.StringIO())
+            with quiet:  # rsl-rl's own multi-line report: only with verbose
+                orig_log(it=it, start_it=start_it, total_it=total_it, collect_time=collect_time,
+                         learn_time=learn_time, **kw)
+            if self.logger.writer is not None:
+                self._report(it, start_it, total_it, collect_time, learn_time, extras, kw.get("action_std"))
+            if self._should_stop():
+                raise StopTraining
+
+        def update():
+            self._updating = True
+            threads = torch.get_num_threads()
+            if self.device == "cpu":  # the env steps on one thread; the update may use every core
+                torch.set_num_threads(os.cpu_count() or 1)
+            try:
+                return orig_update()
+            finally:
+                torch.set_num_threads(threads)
+                self._updating = False
+
+        self.logger.log, self.alg.update = log, update
+
+    # -- checkpoints
+
+    def save(self, path: str | None = None, infos: dict | None = None) -> Path | None:
+        """Write model_<completed>.pt atomically in the run dir (the given file name is ignored)."""
+        if self.run_dir is None or self.logger.disable_logs:
+            return None
+        final = Path(self.run_dir) / f"model_{self.completed}.pt"
+        saved = self.alg.save()
+        saved["iter"] = self.completed     # rsl-rl's load() resumes learn() at this iteration
+        saved["infos"] = {"config": self.exp_cfg, **(infos or {})}
+        tmp = atomic_output(final)
+        try:
+            torch.save(saved, tmp)
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return final
+
+    def load(self, path, load_cfg=None, strict=True, map_location=None):
+        infos = super().load(path, load_cfg, strict, map_location or self.device)
+        self.completed = self.current_learning_iteration
+        # Continue the run's step and time counts from its progress file.
+        progress = Path(self.run_dir or "") / "progress.jsonl"
+        if self.run_dir is not None and progress.is_file():
+            done = [json.loads(line) for line in progress.read_text().splitlines() if line.strip()]
+            done = [r for r in done if r["iteration"] <= self.completed]
+            if done:
+                self._offset = (done[-1]["env_steps"], done[-1]["wall_time"])
+        return infos
+
+    def export(self) -> None:
+        if self.run_dir is None or self.logger.disable_logs:
+            return
+        out = Path(self.run_dir) / "exported"
+        self.export_policy_to_jit(str(out), "policy.pt")
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.export_policy_to_onnx(str(out), "policy.onnx")
+        except Exception as e:  # onnx / onnxscript missing or an exporter problem: keep the TorchScript
+            print(f"ONNX export failed ({type(e).__name__}: {e}); TorchScript policy written")
+
+    # -- stopping
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
+
+    def _should_stop(self) -> bool:
+        stop = self.stop_requested
+        if self.is_distributed:  # every rank must leave at the same iteration
+            flag = torch.tensor([1.0 if stop else 0.0], device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            stop = bool(flag.item())
+        return stop
+
+    # -- reporting
+
+    def _report(self, it, start_it, total_it, collect_time, learn_time, extras, action_std) -> None:
+        lg = self.logger
+        steps = self.cfg["num_steps_per_env"] * self.env.num_envs * self.gpu_world_size
+        it_time = collect_time + learn_time
+        done = it + 1 - start_it
+        eta = lg.tot_time / done * (total_it - it - 1)
+        mean_rew = float(np.mean(lg.rewbuffer)) if lg.rewbuffer else float("nan")
+        mean_len = float(np.mean(lg.lenbuffer)) if lg.lenbuffer else float("nan")
+        print(
+            f"it {it + 1:>5}/{total_it} | {steps / it_time:>7,.0f} env-steps/s | {it_time:5.2f} s/it "
+            f"(collect {collect_time:.2f}) | reward {mean_rew:8.3f} | ep len {mean_len:6.1f} | "
+            f"ETA {datetime.timedelta(seconds=int(eta))}",
+            flush=True,
+        )
+        record = {
+            "iteration": it + 1, "env_steps": self._offset[0] + lg.tot_timesteps,
+            "wall_time": round(self._offset[1] + lg.tot_time, 3),
+            "steps_per_s": steps / it_time, "collect_s": collect_time, "learn_s": learn_time,
+            "mean_reward": mean_rew, "mean_episode_length": mean_len,
+            "action_std": float(action_std.detach().mean()) if action_std is not None else None,
+            "learning_rate": self.alg.learning_rate, "episode": extras,
+        }
+        with open(Path(self.run_dir) / "progress.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _episode_means(ep_extras: list[dict]) -> dict[str, float]:
+    keys = dict.fromkeys(k for d in ep_extras for k in d)
+    out = {}
+    for k in keys:
+        vals = [torch.as_tensor(d[k], dtype=torch.float32).reshape(-1).cpu() for d in ep_extras if k in d]
+        out[k] = float(torch.cat(vals).mean())
+    return out
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    ckpts = sorted(((int(m.group(1)), p) for p in run_dir.glob("model_*.pt") if (m := _CKPT.search(p.name))))
+    if not ckpts:
+        raise FileNotFoundError(f"{run_dir}: no checkpoint model_<n>.pt to resume from")
+    return ckpts[-1][1]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = atomic_output(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def rsl_rl_config(cfg: dict) -> dict:
+    """The OnPolicyRunner train_cfg from the config's `ppo` section."""
+    ppo = {k: v for k, v in cfg["ppo"].items() if k != "max_iterations"}
+    ppo["run_name"] = cfg.get("run_name")
+    return json.loads(json.dumps(ppo))  # a deep copy: rsl-rl edits its config in place
+
+
+def train(
+    config_path: str | Path | None,
+    clip: str | Path | None = None,
+    num_envs: int | None = None,
+    max_iterations: int | None = None,
+    seed: int | None = None,
+    device: str = "cpu",
+    resume: str | Path | None = None,
+    run_name: str | None = None,
+    *,
+    runs_dir: str | Path = "runs",
+    env=None,
+    verbose: bool = False,
+) -> Path:
+    """Train a policy; returns the run directory.
+
+    `config_path`: experiment YAML (ignored with `resume`, which reuses the run's own config.yaml).
+    `clip`, `num_envs`, `max_iterations`, `seed` override the config. With `resume` (a run dir or a
+    checkpoint), training continues at the checkpoint's iteration up to `max_iterations` in total
+    (default: the config's). `env`: an already built ImitationEnv to train in (tests reuse one).
+    """
+    device, rank, world = resolve_device(device)
+
+    # ---- config and run directory
+    ckpt = None
+    if resume is not None:
+        resume = Path(resume)
+        ckpt = latest_checkpoint(resume) if resume.is_dir() else resume
+        run_dir = ckpt.parent
+        cfg = config_mod.validate(yaml.safe_load((run_dir / CONFIG_NAME).read_text()), str(run_dir / CONFIG_NAME))
+        if config_path is not None:
+            print(f"resuming {run_dir}: its own {CONFIG_NAME} is used, not {config_path}")
+        if clip is not None and Path(clip).resolve() != Path(cfg["clip"]).resolve():
+            raise ValueError(f"resume: the run was trained on {cfg['clip']}, not {clip}")
+        if num_envs is not None:
+            cfg["env"]["num_envs"] = int(num_envs)
+        if max_iterations is not None:
+            cfg["ppo"]["max_iterations"] = int(max_iterations)
+    else:
+        if config_path is None:
+            raise ValueError("a config file is needed unless resuming")
+        overrides: dict = {}
+        if clip is not None:
+            overrides["clip"] = str(clip)
+        if num_envs is not None:
+            overrides.setdefault("env", {})["num_envs"] = int(num_envs)
+        if max_iterations is not None:
+            overrides.setdefault("ppo", {})["max_iterations"] = int(max_iterations)
+        if seed is not None:
+            overrides["seed"] = int(seed)
+        cfg = config_mod.load_config(config_path, overrides)
+        if cfg["clip"] is not None:
+            from .env import resolve_path
+
+            cfg["clip"] = str(resolve_path(cfg["clip"]).resolve())
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        run_dir = Path(runs_dir) / cfg["experiment"] / (stamp + (f"_{run_name}" if run_name else ""))
+    if env is not None:
+        cfg["env"]["num_envs"] = env.num_envs
+    cfg["run_name"] = run_name
+
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomic(run_dir / CONFIG_NAME, config_mod.dump({k: v for k, v in cfg.items() if k != "run_name"}))
+
+    # ---- seeds, Genesis, env
+    s = cfg["seed"] + rank
+    torch.manual_seed(s)
+    np.random.seed(s)
+    if device == "cpu":
+        torch.set_num_threads(1)  # Genesis runs one CPU thread; torch's thread pool only contends with it
+    init_genesis(device)
+    if env is None:
+        from .env import ImitationEnv
+
+        env = ImitationEnv(cfg)
+    env.set_log_interval(cfg["ppo"]["num_steps_per_env"])
+
+    # ---- runner
+    runner = Runner(env, rsl_rl_config(cfg), cfg, run_dir if rank == 0 else None, device, verbose=verbose)
+    runner.add_git_repo_to_log(str(PROJECT_ROOT))
+    if ckpt is not None:
+        runner.load(str(ckpt))
+        print(f"resumed from {ckpt} at iteration {runner.completed}")
+    remaining = max(0, cfg["ppo"]["max_iterations"] - runner.completed)
+
+    def on_signal(signum, frame):
+        if runner.stop_requested:  # second signal: abort now
+            raise KeyboardInterrupt
+        print(f"\n{signal.Signals(signum).name}: stopping after this iteration (again to abort)", flush=True)
+        runner.request_stop()
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    interrupted = False
+    t0 = time.time()
+    try:
+        if remaining > 0:
+            runner.learn(num_learning_iterations=remaining)
+    except StopTraining:
+        interrupted = True
+    except KeyboardInterrupt:
+        interrupted = True
+        if runner._updating:  # parameters half-updated: keep the last checkpoint as is
+            print("aborted during a policy update: not saving")
+            raise
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    path = runner.save()
+    runner.export()
+    if runner.logger.writer is not None and hasattr(runner.logger.writer, "close"):
+        runner.logger.writer.close()
+    if rank == 0:
+        what = "stopped" if interrupted else "finished"
+        print(f"{what} at iteration {runner.completed} after {time.time() - t0:.0f} s: checkpoint {path}, run {run_dir}")
+    return run_dir

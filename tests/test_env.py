@@ -1,0 +1,195 @@
+"""The imitation env: observation layout, tracking rewards, RSI read-back, terminations, faults."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from imitation.rotations import quat_error_angle
+
+pytestmark = pytest.mark.genesis
+
+
+def _all(env):
+    return torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
+
+
+def _frames(env, value):
+    return torch.full((env.num_envs,), int(value), dtype=torch.long, device=env.device)
+
+
+def test_observation_layout(env):
+    n = env.num_envs
+    obs = env.reset_envs(_all(env), _frames(env, 0))
+    assert set(obs.keys()) == {"policy", "critic"}
+    p = obs["policy"]
+    assert p.shape == (n, 60)
+    assert obs["critic"].shape[0] == n and obs["critic"].shape[1] > 60  # privileged critic
+    ref = env.ref.frame(_frames(env, 0))
+    torch.testing.assert_close(p[:, 0:3], ref.ang_vel_b * 0.25)
+    torch.testing.assert_close(p[:, 3:6], torch.tensor([[0.0, 0.0, -1.0]]).expand(n, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(p[:, 6:18], ref.dof_pos - env.default_dof_pos)
+    torch.testing.assert_close(p[:, 18:30], ref.dof_vel * 0.05)
+    assert torch.all(p[:, 30:54] == 0)  # actions and last actions after a reset
+    torch.testing.assert_close(p[:, 54:60], torch.tensor([[0.0, 1.0, 0.0, 1.0, 0.0, 1.0]]).expand(n, 6))
+
+    # Phase: pi * t / episode length with t the clip time; sin/cos of phase, phase/2, phase/4.
+    frame = 25
+    p = env.reset_envs(_all(env), _frames(env, frame))["policy"]
+    phase = math.pi * frame * env.dt / env.episode_length_s
+    want = [f(phase / d) for d in (1, 2, 4) for f in (math.sin, math.cos)]
+    torch.testing.assert_close(p[:, 54:60], torch.tensor([want]).expand(n, 6), atol=1e-5, rtol=0)
+
+    # Action slots: this step's action, then the previous one.
+    a1 = 0.1 * torch.randn(n, 12)
+    a2 = 0.1 * torch.randn(n, 12)
+    env.reset_envs(_all(env), _frames(env, 0))
+    env.step(a1)
+    p = env.step(a2)[0]["policy"]
+    torch.testing.assert_close(p[:, 30:42], a2)
+    torch.testing.assert_close(p[:, 42:54], a1)
+    # Upright-ish standing robot: gravity mostly along -z of the body.
+    assert torch.all(p[:, 5] < -0.9)
+
+
+def test_future_reference_observations(env):
+    n = env.num_envs
+    env.reset_envs(_all(env), _frames(env, 10))
+    saved = env.future_offsets, env.future_terms
+    try:
+        env.future_offsets = torch.tensor([1, 5], device=env.device)
+        env.future_terms = ("joint_pos", "attitude")
+        p = env._observations()["policy"]
+        assert p.shape == (n, 60 + 2 * 12 + 2 * 6)
+        torch.testing.assert_close(p[:, 60:72], env.ref.dof_pos[11].expand(n, 12) - env.default_dof_pos)
+        torch.testing.assert_close(p[:, 72:84], env.ref.dof_pos[15].expand(n, 12) - env.default_dof_pos)
+    finally:
+        env.future_offsets, env.future_terms = saved
+
+
+def _imitation_share(env) -> torch.Tensor:
+    """Share of the maximum of the positive-weight (tracking) terms, per env."""
+    terms = env.reward_terms()
+    weights = torch.tensor([w for _, w, _ in env.rewards.items], device=env.device)
+    pos = weights > 0
+    return terms[:, pos].sum(-1) / weights[pos].sum()
+
+
+def test_kinematic_reference_scores_max_reward(env):
+    """Setting the reference state each step (read back from Genesis) earns >= 95 % of the tracking reward."""
+    for frame in range(0, env.ref.last + 1, 7):
+        env.reset_envs(_all(env), _frames(env, frame))
+        env._read_state()  # read the state back from Genesis
+        share = _imitation_share(env)
+        assert torch.all(share >= 0.95), f"frame {frame}: {share.min():.3f}"
+
+    # A perturbed state scores clearly less.
+    env.reset_envs(_all(env), _frames(env, 30))
+    q = env.robot.get_dofs_position(env.dof_idx_list) + 0.3
+    env.robot.set_dofs_position(q, env.dof_idx_list, zero_velocity=False)
+    pos = env.robot.get_pos()
+    pos[:, 2] += 0.1
+    env.robot.set_pos(pos, zero_velocity=False)
+    env._read_state()
+    assert torch.all(_imitation_share(env) < 0.7)
+
+
+def test_rsi_reproduces_reference_state(env):
+    r = env.robot
+    frames = torch.tensor([3, 17, 30, 44, 48, 52, 61, 90][: env.num_envs], device=env.device)
+    env.reset_envs(_all(env), frames)
+    ref = env.ref.frame(frames)
+    tol = dict(atol=2e-4, rtol=0)
+    torch.testing.assert_close(r.get_pos(), ref.root_pos, **tol)
+    assert torch.all(quat_error_angle(r.get_quat(), ref.root_quat) < 1e-3)
+    torch.testing.assert_close(r.get_vel(), ref.lin_vel, **tol)
+    torch.testing.assert_close(r.get_ang(), ref.ang_vel, **tol)   # world frame
+    torch.testing.assert_close(r.get_dofs_position(env.dof_idx_list), ref.dof_pos, **tol)
+    torch.testing.assert_close(r.get_dofs_velocity(env.dof_idx_list), ref.dof_vel, **tol)
+    torch.testing.assert_close(r.get_links_pos(env.foot_link_idx), ref.foot_pos, atol=1e-3, rtol=0)
+    # The env's own buffers agree with what Genesis holds.
+    env_pos, env_dof = env.base_pos.clone(), env.dof_pos.clone()
+    env._read_state()
+    torch.testing.assert_close(env.base_pos, env_pos, **tol)
+    torch.testing.assert_close(env.dof_pos, env_dof, **tol)
+    torch.testing.assert_close(env.frame, frames)
+    assert torch.all(env.episode_length_buf == 0)
+
+    # Sampled starts: a share at t = 0, the rest spread over the clip.
+    starts = []
+    for _ in range(60):
+        env.reset_envs(_all(env))
+        starts.append(env.frame.clone())
+    starts = torch.cat(starts).float()
+    zero_share = (starts == 0).float().mean().item()
+    assert 0.1 < zero_share < 0.35
+    assert starts.max() > 0.8 * env.ref.last
+
+
+def test_body_contact_terminates(env):
+    n = env.num_envs
+    env.reset_envs(_all(env), _frames(env, 0))
+    qpos = env.robot.get_qpos().clone()
+    qpos[0, 2] = 0.05  # trunk (box half height 0.057 m) on the ground
+    qpos[0, 3:7] = torch.tensor([0.0, 1.0, 0.0, 0.0])  # upside down (roll pi)
+    env.robot.set_qpos(qpos[:1], envs_idx=[0], zero_velocity=True)
+    _, rew, dones, extras = env.step(torch.zeros(n, 12))
+    assert dones[0] and extras["time_outs"][0] == 0
+    assert env.termination_reasons[0, 0]  # body contact
+    assert not dones[1:].any()
+    assert torch.isfinite(rew).all()
+
+
+def test_time_out_flagged(env):
+    n = env.num_envs
+    env.reset_envs(_all(env), _frames(env, env.max_episode_length - 1))
+    _, _, dones, extras = env.step(torch.zeros(n, 12))
+    assert extras["time_outs"].dtype == torch.float32
+    assert torch.all(extras["time_outs"] == 1) and torch.all(dones)
+    assert not env.termination_reasons.any()
+
+
+def test_nan_state_is_reset_and_counted(env):
+    n = env.num_envs
+    env.reset_envs(_all(env), _frames(env, 0))
+    before = env.num_faults
+    vel = env.robot.get_dofs_velocity().clone()
+    vel[1] = float("nan")
+    env.robot.set_dofs_velocity(vel[1:2], envs_idx=[1])
+    saved = env.stats.interval
+    env.stats.interval = 1  # emit the window's log on this step
+    try:
+        obs, rew, dones, extras = env.step(torch.zeros(n, 12))
+    finally:
+        env.stats.interval = saved
+    assert dones[1] and extras["time_outs"][1] == 0
+    assert env.num_faults == before + 1
+    assert extras["episode"]["Physics/faults"] >= 1
+    assert torch.isfinite(rew).all() and torch.isfinite(obs["policy"]).all() and torch.isfinite(obs["critic"]).all()
+    # The faulted env runs on normally, the others were untouched.
+    obs, rew, dones, _ = env.step(torch.zeros(n, 12))
+    assert torch.isfinite(env.robot.get_qpos()).all() and torch.isfinite(obs["policy"]).all()
+    assert env.num_faults == before + 1
+
+
+def test_episode_log_has_every_term(env):
+    n = env.num_envs
+    env.reset_envs(_all(env), _frames(env, env.max_episode_length - 2))
+    env.stats.interval = 2
+    env.stats.n_steps = 0
+    try:
+        env.step(torch.zeros(n, 12))
+        _, _, dones, extras = env.step(torch.zeros(n, 12))
+    finally:
+        env.stats.interval = env.cfg["ppo"]["num_steps_per_env"]
+    assert dones.all()
+    ep = extras["episode"]
+    for name in env.rewards.names:
+        assert f"rew_{name}" in ep
+    # Episodes of two tracked steps: the joint-pose term sums to ~2 x its weight.
+    w = env.cfg["rewards"]["terms"]["joint_pos"]["weight"]
+    assert 1.5 * w < float(ep["rew_joint_pos"]) <= 2 * w + 1e-5
+    assert np.isclose(float(ep["Termination/time_out"]), 1.0)

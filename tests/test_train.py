@@ -1,0 +1,69 @@
+"""Tiny PPO trainings in the session env: outputs, and interrupt-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+import yaml
+
+from imitation import config as config_mod
+from imitation.train import train
+
+pytestmark = pytest.mark.genesis
+
+
+def _progress(run_dir):
+    return [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
+
+
+def test_tiny_training_writes_outputs(env, env_config_path, tmp_path):
+    run = train(env_config_path, max_iterations=2, runs_dir=tmp_path, run_name="tiny", env=env)
+    assert run.parent == tmp_path / "test_imitation" and run.name.endswith("_tiny")
+    cfg = config_mod.validate(yaml.safe_load((run / "config.yaml").read_text()))
+    assert cfg["ppo"]["max_iterations"] == 2 and cfg["env"]["num_envs"] == env.num_envs
+    assert (run / "model_2.pt").is_file() and (run / "model_1.pt").is_file()
+    assert not list(run.glob(".*.tmp"))  # atomic writes leave no temporaries
+    assert list(run.glob("events.out.tfevents.*"))
+    ckpt = torch.load(run / "model_2.pt", weights_only=False)
+    assert ckpt["iter"] == 2 and "optimizer_state_dict" in ckpt and ckpt["infos"]["config"]["experiment"]
+    records = _progress(run)
+    assert [r["iteration"] for r in records] == [1, 2]
+    assert "rew_joint_pos" in records[-1]["episode"] and records[-1]["steps_per_s"] > 0
+
+    policy = torch.jit.load(str(run / "exported" / "policy.pt"))
+    with torch.inference_mode():
+        actions = policy(env.get_observations()["policy"].cpu())
+    assert actions.shape == (env.num_envs, 12)
+    assert (run / "exported" / "policy.onnx").is_file()
+
+
+def test_interrupt_and_resume(env, env_config_path, tmp_path, monkeypatch):
+    # SIGTERM in the middle of the second iteration (8 steps per iteration): the run stops at its end.
+    calls = {"n": 0}
+    real_step = type(env).step
+
+    def step(self, actions):
+        calls["n"] += 1
+        if calls["n"] == 12:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(self, actions)
+
+    monkeypatch.setattr(type(env), "step", step)
+    run = train(env_config_path, max_iterations=5, runs_dir=tmp_path, env=env)
+    monkeypatch.setattr(type(env), "step", real_step)
+    assert [r["iteration"] for r in _progress(run)] == [1, 2]
+    stopped = torch.load(run / "model_2.pt", weights_only=False)
+    assert stopped["iter"] == 2
+
+    # Resume: same config, optimizer state, and the next iteration is 3.
+    run2 = train(None, resume=run, env=env)
+    assert run2 == run
+    assert [r["iteration"] for r in _progress(run)] == [1, 2, 3, 4, 5]
+    final = torch.load(run / "model_5.pt", weights_only=False)
+    assert final["iter"] == 5
+    assert final["infos"]["config"] == stopped["infos"]["config"]
+    assert _progress(run)[2]["env_steps"] > _progress(run)[1]["env_steps"]
