@@ -32,6 +32,61 @@ def cmd_retarget(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .train import train
+
+    run_dir = train(
+        args.config, clip=args.clip, num_envs=args.num_envs, max_iterations=args.max_iterations,
+        seed=args.seed, device=args.device, resume=args.resume, run_name=args.name, runs_dir=args.runs_dir,
+    )
+    print(f"run: {run_dir}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate, policy_label, report, write_json
+
+    result = evaluate(args.policy, clip=args.clip, config=args.config, episodes=args.episodes,
+                      randomize=args.randomize, device=args.device, seed=args.seed)
+    print(report(result, policy_label(args.policy)))
+    if args.json:
+        print(f"json: {write_json(result, args.json)}")
+    return 0
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 640x360, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise argparse.ArgumentTypeError(f"resolution too small: {text}")
+    return w, h
+
+
+def cmd_play(args) -> int:
+    from .render import play
+
+    info = play(args.checkpoint, args.output, clip=args.clip, config=args.config, seconds=args.seconds,
+                device=args.device, res=args.res, speed=args.speed, frame_png=args.frame)
+    print(f"video: {info.path} ({info.frames} frames, {info.seconds:.1f} s; rendered at {info.render_fps:.1f} frames/s, "
+          f"total {info.extras.get('total_s', 0):.0f} s)")
+    if args.frame:
+        print(f"frame: {args.frame}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare
+
+    if args.budget is not None and args.iterations is not None:
+        raise SystemExit("imitation compare: give --budget or --iterations, not both")
+    compare(args.out, runs=args.runs, budget=args.budget, iterations=args.iterations, num_envs=args.num_envs,
+            seeds=args.seeds, episodes=args.episodes, video=not args.no_video, device=args.device, jobs=args.jobs,
+            clip=args.clip)
+    return 0
+
+
 def cmd_pipeline(args) -> int:
     """The main job on the bundled defaults."""
     out = Path(args.out)
@@ -55,6 +110,64 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--plot", default=None, help="write a PNG of base height, pitch, joints and contacts")
     r.add_argument("--animate", default=None, help="write a stick-figure animation (.gif or .mp4)")
     r.set_defaults(func=cmd_retarget)
+
+    t = sub.add_parser("train", help="train a policy with PPO (rsl-rl-lib) in the Genesis env")
+    t.add_argument("--config", default=str(PROJECT_ROOT / "configs" / "imitation_backflip.yaml"),
+                   help="experiment YAML (default: configs/imitation_backflip.yaml)")
+    t.add_argument("--clip", default=None, help="reference clip (.h5), overrides the config's")
+    t.add_argument("--num-envs", type=int, default=None)
+    t.add_argument("--max-iterations", type=int, default=None, help="total iterations (also when resuming)")
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--device", default="cpu", help="cpu or cuda (multi-GPU: torchrun --nproc_per_node=N)")
+    t.add_argument("--resume", default=None, help="run folder or checkpoint to continue")
+    t.add_argument("--name", default=None, help="suffix of the run folder name")
+    t.add_argument("--runs-dir", default="runs", help="where runs are written (default: runs/)")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="score a policy: deterministic flips from t = 0, nominal or randomized")
+    e.add_argument("policy", help="run folder, checkpoint model_N.pt, exported/policy.pt, or an external TorchScript "
+                                  "policy on the Genesis backflip 60-value observation (e.g. the official single.pt)")
+    e.add_argument("--clip", default=None, help=f"reference clip (default: the run's, else clips/backflip.h5)")
+    e.add_argument("--config", default=None, help="experiment YAML whose settings to run with (default: the run's; "
+                                                   "external policies: the Genesis backflip example's)")
+    e.add_argument("--episodes", type=int, default=16)
+    e.add_argument("--randomize", action="store_true",
+                   help="domain randomization: friction, added base mass, kp/kd scale, action latency")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", default=None, help="write per-episode metrics, summary and settings here")
+    e.add_argument("--device", default="cpu", help="cpu or cuda")
+    e.set_defaults(func=cmd_eval)
+
+    v = sub.add_parser("play", help="render a deterministic rollout beside the reference (a translucent ghost) to a video")
+    v.add_argument("checkpoint", help="run folder, checkpoint model_N.pt or exported TorchScript policy")
+    v.add_argument("-o", "--output", required=True, help="video file (.mp4 or .gif), written atomically")
+    v.add_argument("--clip", default=None, help="reference clip (default: the run's)")
+    v.add_argument("--config", default=None, help="experiment YAML to run the policy with (default: the run's)")
+    v.add_argument("--seconds", type=float, default=None, help="rollout length (default: one episode); "
+                                                                "no early termination")
+    v.add_argument("--res", type=_resolution, default=(640, 360), help="WIDTHxHEIGHT (default 640x360)")
+    v.add_argument("--speed", type=float, default=1.0, help="playback speed, e.g. 0.5 for slow motion")
+    v.add_argument("--frame", default=None, help="also save the frame at the policy's highest point as a PNG")
+    v.add_argument("--device", default="cpu", help="cpu or cuda")
+    v.set_defaults(func=cmd_play)
+
+    c = sub.add_parser("compare", help="train (or take) an imitation and a reward-only policy, evaluate both, "
+                                       "write a report with tables, verdicts, curves and a video")
+    c.add_argument("--runs", nargs="+", default=None, metavar="RUN",
+                   help="existing runs instead of training (grouped by the experiment of their config.yaml: "
+                        "exactly two experiments)")
+    c.add_argument("--budget", type=int, default=None, metavar="ENV_STEPS",
+                   help="env steps per policy and seed (rounded up to whole iterations)")
+    c.add_argument("--iterations", type=int, default=None, help="PPO iterations per policy and seed")
+    c.add_argument("--clip", default=None, help="reference clip for training and evaluation (default: the configs')")
+    c.add_argument("--num-envs", type=int, default=None, help="training envs (default: the configs')")
+    c.add_argument("--seeds", type=int, nargs="+", default=[1], help="training seeds, the same for both (default: 1)")
+    c.add_argument("--episodes", type=int, default=16, help="evaluation episodes per run and condition")
+    c.add_argument("--out", default="out/compare", help="report folder (default: out/compare)")
+    c.add_argument("--no-video", action="store_true", help="skip the video")
+    c.add_argument("--jobs", type=int, default=1, help="trainings run at the same time (default 1)")
+    c.add_argument("--device", default="cpu", help="cpu or cuda")
+    c.set_defaults(func=cmd_compare)
 
     pl = sub.add_parser("pipeline", help="the main job on the bundled defaults")
     pl.add_argument("--out", default="out", help="output folder (default: out/)")

@@ -218,6 +218,8 @@ SCHEMA = Section(
         kd=Num(3.0),
         action_scale=Num(0.5),
         action_mode=Choice("default", "residual", default="default"),  # PD target around default pose / next ref frame
+        residual_lead=Int(1, min=0),            # residual mode: reference frame k + lead is the PD target's base
+        residual_velocity_gain=Num(0.0),        # residual mode: + gain * reference joint velocity (kd/kp cancels the damping lag)
         action_latency=Bool(False),             # PD target of step k from the action of step k-1
         clip_actions=Num(100.0),
         torque_limits=Bool(True),               # clamp PD torques at the URDF effort limits

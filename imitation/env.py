@@ -30,6 +30,7 @@ from retarget.robot import PROJECT_ROOT, load_robot
 from .reference import Reference
 from .rewards import RewardSum, State
 from .rotations import quat_conj, quat_error_angle, quat_mul, quat_rotate, quat_rotate_inverse, quat_to_rot6d, quat_to_rotvec
+from .flipstats import FlipStats
 from .stats import EpisodeStats
 
 TERMINATIONS = ("body_contact", "height", "position", "orientation")
@@ -77,6 +78,8 @@ class ImitationEnv(VecEnv):
         self.action_scale = float(ecfg["action_scale"])
         self.clip_actions = float(ecfg["clip_actions"])
         self.residual = ecfg["action_mode"] == "residual"
+        self.residual_lead = int(ecfg["residual_lead"])
+        self.residual_velocity_gain = float(ecfg["residual_velocity_gain"])
         self.obs_last_actions_current = ocfg["last_actions"] == "current"
         self.default_dof_pos = torch.tensor(robot.default_pose, dtype=f32, device=dev)
         self.future_offsets = torch.tensor(ocfg["future_frames"], dtype=torch.long, device=dev)
@@ -191,6 +194,7 @@ class ImitationEnv(VecEnv):
             interval=cfg["ppo"]["num_steps_per_env"],
         )
         self._fault_count = torch.zeros((), device=dev)
+        self.flip = FlipStats(n, self.dt, dev)  # learning curves of the episodes starting at t = 0
 
         # Touch every Genesis accessor step() uses, so that the tensor views Genesis caches on first use
         # are made here and not under rsl-rl's torch.inference_mode (such views refuse later in-place
@@ -210,7 +214,13 @@ class ImitationEnv(VecEnv):
         # 1. actions -> PD targets -> physics
         self.actions[:] = actions.to(self.device).clamp(-self.clip_actions, self.clip_actions)
         executed = torch.where(self.delayed[:, None], self.last_actions, self.actions) if self.any_delay else self.actions
-        base = self.ref.dof_pos[(self.frame + 1).clamp(max=self.ref.last)] if self.residual else self.default_dof_pos
+        if self.residual:  # reference of frame k + lead, plus a velocity feed-forward against the PD damping lag
+            nxt = (self.frame + self.residual_lead).clamp(max=self.ref.last)
+            base = self.ref.dof_pos[nxt]
+            if self.residual_velocity_gain:
+                base = base + self.residual_velocity_gain * self.ref.dof_vel[nxt]
+        else:
+            base = self.default_dof_pos
         torch.add(base, executed, alpha=self.action_scale, out=self.pd_target)
         self.robot.control_dofs_position(self.pd_target, self.dof_idx_list)
         self.scene.step()
@@ -265,6 +275,9 @@ class ImitationEnv(VecEnv):
         self.foot_pos.copy_(r.get_links_pos(self.foot_link_idx))
         self.contact_forces = r.get_links_net_contact_force()
         self.foot_contact.copy_(torch.linalg.vector_norm(self.contact_forces[:, self.foot_link_idx], dim=-1) > 1.0)
+        # Any non-foot ground contact (the links of termination.contact_links), whether it terminates or not.
+        self.body_contact_now = (
+            torch.linalg.vector_norm(self.contact_forces[:, self.contact_link_idx], dim=-1) > self.contact_force).any(-1)
 
     def state(self) -> State:
         """The current state as reward terms see it."""
@@ -281,10 +294,7 @@ class ImitationEnv(VecEnv):
     def _terminations(self, ref) -> torch.Tensor:
         """(n, 4) bool: body contact, height error, position error, orientation error."""
         off = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        contact = off
-        if self.body_contact:
-            f = torch.linalg.vector_norm(self.contact_forces[:, self.contact_link_idx], dim=-1)
-            contact = (f > self.contact_force).any(-1)
+        contact = self.body_contact_now if self.body_contact else off
         height = off if self.max_height_error is None else (
             (self.base_pos[:, 2] - ref.root_pos[:, 2]).abs() > self.max_height_error)
         position = off if self.max_position_error is None else (
@@ -352,6 +362,7 @@ class ImitationEnv(VecEnv):
         self.last_actions.masked_fill_(m, 0.0)
         self.episode_sums.masked_fill_(m, 0.0)
         torch.where(mask, start, self.frame, out=self.frame)
+        self.flip.reset(mask, start)
         self.episode_length_buf.masked_fill_(mask, 0)
 
     def _init_noise(self, pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel):
@@ -450,8 +461,11 @@ class ImitationEnv(VecEnv):
         )
         errors = torch.where(fault[:, None], torch.zeros_like(errors), errors)  # NaN * 0 is NaN
         self.stats.add_step(ok @ errors / ok.sum().clamp(min=1))
+        self.flip.step(self.base_ang_vel_b[:, 1], self.body_contact_now, torch.square(errors[:, 0]), errors[:, 2])
+        self.flip.end(dones, time_out, self.projected_gravity, self.base_pos[:, 2], self.foot_contact)
         window = self.stats.tick()
         if window is not None:
+            window.update(self.flip.emit())
             self.extras["episode"] = window
         else:
             self.extras.pop("episode", None)
@@ -460,6 +474,17 @@ class ImitationEnv(VecEnv):
     def num_faults(self) -> int:
         """Envs reset because of a physics fault since construction (syncs: not for the hot loop)."""
         return int(self._fault_count.item())
+
+    def desynchronize(self) -> None:
+        """Spread the episode clocks of all envs uniformly over one episode (what rsl-rl's
+        init_at_random_ep_len does, applied to both counters the env keeps), so that envs that all start
+        at t = 0 (no RSI) do not run in lockstep and every rollout sees every phase. Only the first
+        episodes are cut short; they do not count as episodes starting at t = 0."""
+        t = torch.randint(0, self.max_episode_length, (self.num_envs,), device=self.device)
+        self.frame.copy_(t)
+        self.episode_length_buf.copy_(t)
+        self.flip.from_zero &= t == 0
+        self.obs = self._observations()
 
     def set_log_interval(self, steps: int) -> None:
         self.stats.interval = steps

@@ -9,13 +9,14 @@ non-negative cost and take a negative weight.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from .reference import RefFrame
-from .rotations import quat_error_angle
+from .rotations import quat_error_angle, quat_mul, quat_rotate_inverse
 
 
 @dataclass
@@ -139,6 +140,93 @@ def action_rate(state: State, ref: RefFrame):
 @term
 def torque(state: State, ref: RefFrame):
     return _sq(state.torques)
+
+
+# ---------------------------------------------------------------------------- reward-only backflip
+# The official recipe (REFERENCE.md §4, public repository ziyanx02/Genesis-backflip), term by term.
+# t is the time since the episode started; the time windows are open intervals as in that code.
+# Leg order FR, FL, RR, RL (hip, thigh, calf), the order of the official policy's actions.
+
+
+def _window(t: torch.Tensor, start: float, end: float) -> torch.Tensor:
+    return ((t > start) & (t < end)).to(t.dtype)
+
+
+@term
+def ang_vel_y(state: State, ref: RefFrame, max_rate=7.2, t_start=0.5, t_end=1.0):
+    """Backward body pitch rate (-omega_y, body frame) clamped to +-max_rate, for t_start < t < t_end."""
+    rate = -state.base_ang_vel_b[:, 1].clamp(-max_rate, max_rate)
+    return rate * _window(state.episode_time, t_start, t_end)
+
+
+@term
+def lin_vel_z(state: State, ref: RefFrame, max_vel=3.0, t_start=0.5, t_end=0.75):
+    """World vertical base velocity clamped at max_vel (not below), for t_start < t < t_end."""
+    return state.base_lin_vel[:, 2].clamp(max=max_vel) * _window(state.episode_time, t_start, t_end)
+
+
+@term
+def orientation_control(state: State, ref: RefFrame, pitch_rate=4.0 * math.pi, t_start=0.5, t_end=1.0):
+    """|g_b - g_b*|^2: projected gravity against that of a target attitude, the initial attitude
+    turned backward about its body y axis by pitch_rate * clamp(t - t_start, 0, t_end - t_start)
+    (one full turn from 0.5 s to 1.0 s with the defaults)."""
+    t = state.episode_time
+    angle = -pitch_rate * (t - t_start).clamp(0.0, t_end - t_start)   # negative: backward
+    half = 0.5 * angle
+    zero = torch.zeros_like(half)
+    q_pitch = torch.stack([torch.cos(half), zero, torch.sin(half), zero], dim=-1)
+    target = quat_mul(state.init_quat, q_pitch)                          # body-frame rotation
+    gravity = torch.zeros_like(state.projected_gravity)
+    gravity[:, 2] = -1.0
+    return _sq(state.projected_gravity - quat_rotate_inverse(target, gravity))
+
+
+@term
+def feet_height_before_backflip(state: State, ref: RefFrame, clearance=0.02, t_end=0.5):
+    """Sum over feet of max(foot z - clearance, 0) (foot link origin, m), for t < t_end."""
+    lift = (state.foot_pos[..., 2] - clearance).clamp(min=0.0).sum(-1)
+    return lift * (state.episode_time < t_end).to(lift.dtype)
+
+
+@term
+def height_control(state: State, ref: RefFrame, target=0.3, t_before=0.4, t_after=1.4):
+    """(target - base z)^2, for t < t_before or t > t_after."""
+    t = state.episode_time
+    on = ((t < t_before) | (t > t_after)).to(t.dtype)
+    return torch.square(target - state.base_pos[:, 2]) * on
+
+
+@term
+def gravity_y(state: State, ref: RefFrame):
+    """(projected gravity y)^2: the body rolling sideways."""
+    return torch.square(state.projected_gravity[:, 1])
+
+
+@term
+def ang_vel_z(state: State, ref: RefFrame):
+    """|body yaw rate|."""
+    return torch.abs(state.base_ang_vel_b[:, 2])
+
+
+@term
+def feet_distance(state: State, ref: RefFrame, stance_width=0.0):
+    """Sum over feet of (body-frame foot y - target y)^2, the target +-stance_width / 2 (right legs -,
+    left legs +). The public recipe's target width is 0.3 * zeros, i.e. 0: the default reproduces it."""
+    n = state.foot_pos.shape[0]
+    rel = state.foot_pos - state.base_pos[:, None, :]
+    rel_b = quat_rotate_inverse(state.base_quat[:, None, :].expand(n, rel.shape[1], 4), rel)
+    side = torch.tensor([-0.5, 0.5, -0.5, 0.5], dtype=rel.dtype, device=rel.device)   # FR, FL, RR, RL
+    return _sq(rel_b[..., 1] - stance_width * side)
+
+
+@term
+def actions_symmetry(state: State, ref: RefFrame):
+    """Left-right mismatch of the actions: hips mirrored (a_right + a_left), thighs and calves equal."""
+    a = state.actions.view(-1, 4, 3)
+    right, left = a[:, 0::2], a[:, 1::2]         # (FR, RR), (FL, RL)
+    hips = torch.square(right[..., 0] + left[..., 0]).sum(-1)
+    legs = torch.square(right[..., 1:] - left[..., 1:]).sum(dim=(-1, -2))
+    return hips + legs
 
 
 # ---------------------------------------------------------------------------- the weighted sum

@@ -15,6 +15,7 @@ import contextlib
 import datetime
 import io
 import json
+import math
 import os
 import re
 import signal
@@ -185,8 +186,15 @@ class Runner(OnPolicyRunner):
             f"ETA {datetime.timedelta(seconds=int(eta))}",
             flush=True,
         )
+        env_steps = self._offset[0] + lg.tot_timesteps
+        # Learning curves of the flip (episodes from t = 0) also against env steps, the x axis that
+        # compares runs of different sizes.
+        for key, value in extras.items():
+            if key.startswith("Flip/") and math.isfinite(value):
+                lg.writer.add_scalar("FlipByEnvSteps/" + key[5:], value, env_steps)
+        extras = {k: (v if math.isfinite(v) else None) for k, v in extras.items()}  # NaN is not JSON
         record = {
-            "iteration": it + 1, "env_steps": self._offset[0] + lg.tot_timesteps,
+            "iteration": it + 1, "env_steps": env_steps,
             "wall_time": round(self._offset[1] + lg.tot_time, 3),
             "steps_per_s": steps / it_time, "collect_s": collect_time, "learn_s": learn_time,
             "mean_reward": mean_rew, "mean_episode_length": mean_len,
@@ -310,6 +318,8 @@ def train(
 
         env = ImitationEnv(cfg)
     env.set_log_interval(cfg["ppo"]["num_steps_per_env"])
+    if not cfg["reset"]["rsi"]:  # every env starts at t = 0: spread their clocks, or rollouts run in lockstep
+        env.desynchronize()
 
     # ---- runner
     runner = Runner(env, rsl_rl_config(cfg), cfg, run_dir if rank == 0 else None, device, verbose=verbose)

@@ -1,0 +1,167 @@
+"""Evaluation: policy loading and settings, obs-size errors, rollouts in the session env, and the
+online flip statistics logged during training."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from imitation.evaluate import eval_config, evaluate, load_policy, write_json
+from imitation.flipstats import FlipStats
+from imitation.train import train
+from retarget.errors import InputError
+
+
+class _Zero(nn.Module):
+    """A TorchScript-able MLP whose every weight is zero: it outputs zeros."""
+
+    def __init__(self, n_in: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_in, 16), nn.ELU(), nn.Linear(16, 12))
+        for p in self.net.parameters():
+            nn.init.zeros_(p)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@pytest.fixture(scope="module")
+def zero60(tmp_path_factory):
+    path = tmp_path_factory.mktemp("policies") / "zero60.pt"
+    torch.jit.script(_Zero(60)).save(str(path))
+    return path
+
+
+# ---------------------------------------------------------------------------- no Genesis
+
+
+def test_external_policy_runs_with_the_genesis_example_settings(zero60, hop_clip_path):
+    policy, info = load_policy(zero60)
+    assert info["kind"] == "torchscript" and info["config"] is None and info["obs_dim"] == 60
+    assert policy({"policy": torch.ones(3, 60)}).shape == (3, 12)
+    cfg = eval_config(info, clip=hop_clip_path, episodes=5)
+    e = cfg["env"]
+    assert (e["kp"], e["kd"], e["action_scale"], e["action_mode"]) == (70.0, 3.0, 0.5, "default")
+    assert e["action_latency"] is True and e["observations"]["last_actions"] == "current"
+    assert e["episode_length_s"] == 2.0 and e["dt"] == 0.02 and e["observations"]["future_frames"] == []
+    assert e["num_envs"] == 5 and not cfg["reset"]["rsi"]
+    t = cfg["termination"]
+    assert not t["body_contact"] and t["max_height_error"] is None and t["max_orientation_error"] is None
+    assert not cfg["domain_randomization"]["enabled"]
+    r = eval_config(info, clip=hop_clip_path, randomize=True)["domain_randomization"]
+    assert r["enabled"] and r["action_latency_probability"] > 0 and all(v == 0 for v in r["init_noise"].values())
+
+
+def test_observation_size_mismatch_is_one_clear_line(tmp_path, hop_clip_path):
+    path = tmp_path / "walker45.pt"
+    torch.jit.script(nn.Sequential(nn.Linear(45, 8), nn.ELU(), nn.Linear(8, 12))).save(str(path))
+    with pytest.raises(InputError) as e:
+        evaluate(path, clip=hop_clip_path, episodes=2)
+    msg = str(e.value)
+    assert "\n" not in msg and "45" in msg and "60" in msg and str(path) in msg
+
+
+def test_bad_policy_files(tmp_path):
+    with pytest.raises(InputError, match="no such"):
+        load_policy(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_text("not a model")
+    with pytest.raises(InputError, match="neither a TorchScript policy nor a checkpoint"):
+        load_policy(tmp_path / "junk.pt")
+    with pytest.raises(InputError, match="no checkpoint"):
+        load_policy(tmp_path)
+
+
+def test_flip_stats_online_success():
+    n, dt = 4, 0.02
+    fs = FlipStats(n, dt, "cpu")
+    fs.reset(torch.ones(n, dtype=torch.bool), torch.tensor([0, 0, 0, 7]))  # env 3 did not start at t = 0
+    rate = torch.full((n,), -2 * math.pi / 0.5)   # one backward turn in 0.5 s
+    contact = torch.tensor([False, True, False, False])
+    for _ in range(25):
+        fs.step(rate, contact, torch.full((n,), 0.04), torch.full((n,), 0.1))
+    out = fs.emit()
+    assert math.isnan(float(out["Flip/success_rate"])) and float(out["Flip/episodes"]) == 0
+    up = torch.tensor([[0.0, 0.0, -1.0]]).repeat(n, 1)
+    feet = torch.ones(n, 4, dtype=torch.bool)
+    done = torch.ones(n, dtype=torch.bool)
+    fs.end(done, time_out=torch.tensor([True, True, False, True]), projected_gravity=up,
+           base_height=torch.full((n,), 0.3), feet_down=feet)
+    out = fs.emit()
+    assert float(out["Flip/episodes"]) == 3                                  # envs 0-2
+    assert float(out["Flip/success_rate"]) == pytest.approx(1 / 3)          # env 1 touched, env 2 cut short
+    assert float(out["Flip/pitch_rotation_deg"]) == pytest.approx(360.0, abs=1e-3)
+    assert float(out["Flip/joint_rmse"]) == pytest.approx(0.2)
+    assert float(out["Flip/root_orient_error"]) == pytest.approx(0.1)
+    assert float(out["Flip/final_tilt_deg"]) == pytest.approx(0.0, abs=1e-3)
+    # A window without such episodes repeats the last values.
+    again = fs.emit()
+    assert float(again["Flip/success_rate"]) == pytest.approx(1 / 3) and float(again["Flip/episodes"]) == 0
+
+
+# ---------------------------------------------------------------------------- in the session env
+
+
+@pytest.mark.genesis
+def test_zero_policy_rollouts(env, env_config_path, zero60, tmp_path):
+    saved = (env.max_height_error, env.body_contact, env.max_episode_length)
+    res = evaluate(zero60, config=env_config_path, episodes=10, env=env)   # 2 batches of the 8 envs
+    assert res.env is env
+    assert (env.max_height_error, env.body_contact, env.max_episode_length) == saved   # restored
+    steps = env.max_episode_length
+    assert res.trajectory.root_pos.shape == (10, steps + 1, 3)
+    assert res.trajectory.foot_contact.shape == (10, steps + 1, 4)
+    for name in ("success", "pitch_rotation_deg", "joint_rmse", "root_orient_error", "apex_height", "fault"):
+        assert res.metrics[name].shape == (10,), name
+    m = res.metrics
+    assert not m["success"].any() and not m["fault"].any()
+    # Zero residual on the hop reference: no flip, tracked closely, upright at the end.
+    assert np.all(np.abs(m["pitch_rotation_deg"]) < 20)
+    assert np.all(m["joint_rmse"] < 0.3) and np.all(m["final_tilt_deg"] < 20)
+    assert np.all(np.isfinite(m["apex_height"])) and np.all(m["apex_height"] < 0.6)
+    assert res.summary["episodes"] == 10 and res.summary["success_rate"] == 0.0
+    s = res.settings
+    assert s["policy_kind"] == "torchscript" and s["episodes"] == 10 and s["action_mode"] == "residual"
+    # Deterministic: both batches ran the same episodes.
+    np.testing.assert_allclose(res.trajectory.root_pos[0], res.trajectory.root_pos[8], atol=1e-5)
+    out = json.loads(write_json(res, tmp_path / "eval.json").read_text())
+    assert len(out["episodes"]) == 10 and out["summary"]["success_rate"] == 0.0 and out["settings"]["kp"] == 70.0
+
+
+@pytest.mark.genesis
+def test_env_settings_must_agree(env, zero60):
+    # Without a config the external policy needs the Genesis example's settings, which this env lacks.
+    with pytest.raises(InputError) as e:
+        evaluate(zero60, clip=env.cfg["clip"], episodes=2, env=env)
+    assert "action_mode" in str(e.value) and "action_latency" in str(e.value)
+
+
+@pytest.mark.genesis
+def test_checkpoint_and_export_of_a_run_agree(env, env_config_path, tmp_path):
+    run = train(env_config_path, max_iterations=1, runs_dir=tmp_path, env=env)
+    a = evaluate(run, episodes=8, env=env)                                   # model_1.pt, actor rebuilt
+    b = evaluate(run / "exported" / "policy.pt", episodes=8, env=env)        # TorchScript export
+    assert a.settings["policy_kind"] == "checkpoint" and a.settings["iteration"] == 1
+    assert b.settings["policy_kind"] == "export"
+    np.testing.assert_allclose(a.trajectory.root_pos, b.trajectory.root_pos, atol=1e-4)
+    np.testing.assert_allclose(a.metrics["joint_rmse"], b.metrics["joint_rmse"], atol=1e-4)
+
+
+@pytest.mark.genesis
+def test_training_log_has_flip_curves(env):
+    n = env.num_envs
+    env.reset_envs(torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.long))
+    saved = env.stats.interval
+    env.stats.interval, env.stats.n_steps = env.max_episode_length, 0
+    try:
+        for _ in range(env.max_episode_length):
+            _, _, dones, extras = env.step(torch.zeros(n, 12))
+    finally:
+        env.stats.interval = saved
+    ep = extras["episode"]
+    assert float(ep["Flip/episodes"]) == n and float(ep["Flip/success_rate"]) == 0.0
+    assert 0 <= float(ep["Flip/joint_rmse"]) < 0.3 and abs(float(ep["Flip/pitch_rotation_deg"])) < 20
