@@ -38,6 +38,7 @@ def cmd_train(args) -> int:
     run_dir = train(
         args.config, clip=args.clip, num_envs=args.num_envs, max_iterations=args.max_iterations,
         seed=args.seed, device=args.device, resume=args.resume, run_name=args.name, runs_dir=args.runs_dir,
+        update_threads=args.threads,
     )
     print(f"run: {run_dir}")
     return 0
@@ -87,15 +88,34 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_record(args) -> int:
+    from retarget.quality import format_report
+
+    from .record import record_clip
+
+    rec = record_clip(args.clip, args.output, config=args.config, seconds=args.seconds,
+                      allow_fall=args.allow_fall, device=args.device)
+    print(format_report(rec.clip.quality, title=f"{args.clip} -> {args.output} (physics recording)"), end="")
+    if rec.body_contact_time is not None:
+        print(f"warning: body contact at t = {rec.body_contact_time:.2f} s (recorded with --allow-fall)")
+    return 0
+
+
 def cmd_pipeline(args) -> int:
-    """The main job on the bundled defaults."""
+    """The main job on the bundled defaults: retarget the keyframe backflip, then train the imitation
+    and the reward-only policy on a short budget, evaluate both and write the comparison report."""
+    from .compare import compare
+
     out = Path(args.out)
-    clip_path = out / "clips" / "backflip.h5"
-    rc = cmd_retarget(argparse.Namespace(
-        source=str(PROJECT_ROOT / "motions" / "backflip.yaml"), output=str(clip_path), fps=50.0,
-        source_robot=None, plot=str(out / "clips" / "backflip.png"), animate=str(out / "clips" / "backflip.gif"),
+    clip = out / "clips" / "backflip.h5"
+    cmd_retarget(argparse.Namespace(
+        source=str(PROJECT_ROOT / "motions" / "backflip.yaml"), output=str(clip), fps=50.0, source_robot=None,
+        plot=str(clip.with_suffix(".png")), animate=str(clip.with_suffix(".gif")),
     ))
-    return rc
+    report = compare(out / "report", iterations=args.iterations, num_envs=args.num_envs, seeds=tuple(args.seeds),
+                     episodes=args.episodes, video=not args.no_video, device=args.device, clip=clip)
+    print(f"report: {report}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", default=None, help="run folder or checkpoint to continue")
     t.add_argument("--name", default=None, help="suffix of the run folder name")
     t.add_argument("--runs-dir", default="runs", help="where runs are written (default: runs/)")
+    t.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads for the PPO update (default 1; more only when nothing else runs)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="score a policy: deterministic flips from t = 0, nominal or randomized")
@@ -147,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "no early termination")
     v.add_argument("--res", type=_resolution, default=(640, 360), help="WIDTHxHEIGHT (default 640x360)")
     v.add_argument("--speed", type=float, default=1.0, help="playback speed, e.g. 0.5 for slow motion")
-    v.add_argument("--frame", default=None, help="also save the frame at the policy's highest point as a PNG")
+    v.add_argument("--frame", default=None, help="also save one frame as a PNG: the one at the reference's apex")
     v.add_argument("--device", default="cpu", help="cpu or cuda")
     v.set_defaults(func=cmd_play)
 
@@ -169,8 +191,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default="cpu", help="cpu or cuda")
     c.set_defaults(func=cmd_compare)
 
+    rc = sub.add_parser("record", help="replay a clip in Genesis with zero policy action and write the simulated "
+                                       "motion as a new, physically exact clip")
+    rc.add_argument("clip", help="reference clip (.h5) to replay")
+    rc.add_argument("-o", "--output", required=True, help="output clip (.h5), written atomically")
+    rc.add_argument("--config", default=str(PROJECT_ROOT / "configs" / "imitation_backflip_dynamic.yaml"),
+                    help="experiment YAML whose PD settings replay the clip (action mode, residual lead, velocity "
+                         "gain, kp/kd, torque limits; default: configs/imitation_backflip_dynamic.yaml)")
+    rc.add_argument("--seconds", type=float, default=None, help="recording length (default: the clip's duration)")
+    rc.add_argument("--allow-fall", action="store_true", help="write the recording even if the body touches the ground")
+    rc.add_argument("--device", default="cpu", help="cpu or cuda")
+    rc.set_defaults(func=cmd_record)
+
     pl = sub.add_parser("pipeline", help="the main job on the bundled defaults")
     pl.add_argument("--out", default="out", help="output folder (default: out/)")
+    pl.add_argument("--iterations", type=int, default=50, help="PPO iterations per policy (default 50: minutes on a CPU)")
+    pl.add_argument("--num-envs", type=int, default=64)
+    pl.add_argument("--seeds", type=int, nargs="+", default=[1])
+    pl.add_argument("--episodes", type=int, default=8, help="evaluation episodes per policy and condition")
+    pl.add_argument("--no-video", action="store_true")
+    pl.add_argument("--device", default="cpu", help="cpu or cuda")
     pl.set_defaults(func=cmd_pipeline)
     return p
 

@@ -78,11 +78,13 @@ class Runner(OnPolicyRunner):
     """OnPolicyRunner with atomic checkpoints named by completed iterations, a one-line progress
     report and metrics file, and a clean stop at iteration boundaries."""
 
-    def __init__(self, env, train_cfg: dict, exp_cfg: dict, log_dir: Path | None, device: str, verbose: bool = False):
+    def __init__(self, env, train_cfg: dict, exp_cfg: dict, log_dir: Path | None, device: str, verbose: bool = False,
+                 update_threads: int = 1):
         super().__init__(env, train_cfg, log_dir=str(log_dir) if log_dir else None, device=device)
         self.exp_cfg = exp_cfg
         self.run_dir = log_dir
         self.verbose = verbose
+        self.update_threads = max(1, int(update_threads))
         self.completed = 0                 # iterations completed (= the next iteration's index)
         self.total = 0
         self.stop_requested = False
@@ -105,8 +107,8 @@ class Runner(OnPolicyRunner):
         def update():
             self._updating = True
             threads = torch.get_num_threads()
-            if self.device == "cpu":  # the env steps on one thread; the update may use every core
-                torch.set_num_threads(os.cpu_count() or 1)
+            if self.device == "cpu":  # the env steps on one thread; the update may use more
+                torch.set_num_threads(self.update_threads)
             try:
                 return orig_update()
             finally:
@@ -254,6 +256,7 @@ def train(
     runs_dir: str | Path = "runs",
     env=None,
     verbose: bool = False,
+    update_threads: int = 1,
 ) -> Path:
     """Train a policy; returns the run directory.
 
@@ -261,6 +264,8 @@ def train(
     `clip`, `num_envs`, `max_iterations`, `seed` override the config. With `resume` (a run dir or a
     checkpoint), training continues at the checkpoint's iteration up to `max_iterations` in total
     (default: the config's). `env`: an already built ImitationEnv to train in (tests reuse one).
+    `update_threads`: torch CPU threads for the PPO update. 1 by default: two runs side by side on a
+    2-core machine each oversubscribed the cores with more and their updates ran ~50x slower.
     """
     device, rank, world = resolve_device(device)
 
@@ -322,7 +327,8 @@ def train(
         env.desynchronize()
 
     # ---- runner
-    runner = Runner(env, rsl_rl_config(cfg), cfg, run_dir if rank == 0 else None, device, verbose=verbose)
+    runner = Runner(env, rsl_rl_config(cfg), cfg, run_dir if rank == 0 else None, device, verbose=verbose,
+                    update_threads=update_threads)
     runner.add_git_repo_to_log(str(PROJECT_ROOT))
     if ckpt is not None:
         runner.load(str(ckpt))
