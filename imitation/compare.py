@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retarget.clip import atomic_output
+from retarget.files import atomic_path, write_text_atomic
 from retarget.errors import InputError
 from retarget.robot import PROJECT_ROOT
 
@@ -90,24 +90,9 @@ class PolicyData:
 # ---------------------------------------------------------------------------- small helpers
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = atomic_output(path)
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _savefig(fig, path: Path) -> None:
-    tmp = atomic_output(path)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def read_progress(run_dir: str | Path) -> list[dict]:
@@ -533,14 +518,14 @@ def build_report(out: str | Path, policies: list[PolicyData], clip=None, *, vide
     if settings:
         md += ["## Settings", "", "```json", json.dumps(settings, indent=1, default=str), "```", ""]
     report = out / "report.md"
-    _write_text(report, "\n".join(md))
+    write_text_atomic(report, "\n".join(md))
     summary = {
         "policies": {p.label: {"runs": p.runs, "seeds": p.seeds} for p in policies},
         "summaries": summaries, "learning_speed": speed, "verdicts": lines_v, "reference": ref,
         "figures": [str(f.name) for f in (fig_curves, fig_hp) if f], "video": str(Path(video).name) if video else None,
         "settings": settings or {},
     }
-    _write_text(out / "summary.json", json.dumps(summary, indent=1, default=_json_default) + "\n")
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=_json_default) + "\n")
     return report
 
 

@@ -407,19 +407,9 @@ def policy_label(path) -> str:
 
 
 def write_json(result: EvalResult, path) -> Path:
-    from retarget.clip import atomic_output
-    import os
+    from retarget.files import write_text_atomic
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_output(path)
-    try:
-        tmp.write_text(json.dumps(result.to_json(), indent=1) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_text_atomic(path, json.dumps(result.to_json(), indent=1) + "\n")
 
 
 def report(result: EvalResult, label: str) -> str:

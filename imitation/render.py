@@ -21,14 +21,13 @@ meshes dominate. A 2 s clip at 50 frames/s takes 20-50 s to render.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from retarget.clip import atomic_output
+from retarget.files import atomic_path
 from retarget.errors import InputError
 
 # RGBA of the robots, in track order, unless a track names its own; None keeps the Go2's own look.
@@ -222,7 +221,6 @@ def render_tracks(
 
     fps = speed / dt
     font = _font(max(12, h // 24))
-    tmp = atomic_output(output)
     first_s, t_render = 0.0, 0.0
     png_k = None
     if frame_png is not None:
@@ -230,37 +228,35 @@ def render_tracks(
                  else int(round(frame_png_time / dt)))
         png_k = min(max(png_k, 0), n_frames - 1)
     try:
-        if output.suffix.lower() == ".gif":
-            writer = imageio.get_writer(tmp, mode="I", duration=1.0 / fps, loop=0)
-        else:
-            writer = imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7, macro_block_size=2,
-                                        ffmpeg_log_level="error")
-        with writer:
-            for k in range(n_frames):
-                for i, (e, t) in enumerate(zip(entities, tracks)):
-                    pos, quat, dof = t.at(k)
-                    q = qpos[i]
-                    q[0:3] = torch.as_tensor(pos + lay.offsets[i], dtype=q.dtype)
-                    q[3:7] = torch.as_tensor(quat, dtype=q.dtype)
-                    q[q_cols[i]] = torch.as_tensor(dof, dtype=q.dtype)
-                    e.set_qpos(q)
-                t1 = time.time()
-                rgb = cam.render(rgb=True, force_render=True)[0]  # no sim step: force the pose update
-                dtr = time.time() - t1
-                if k == 0:
-                    first_s = dtr
-                else:
-                    t_render += dtr
-                frame = _annotate(np.asarray(rgb).reshape(h, w, 3), tracks, lay, k * dt, title, font)
-                writer.append_data(frame)
-                if k == png_k:
-                    _write_png(frame, Path(frame_png))
-                if verbose and (k + 1) % 50 == 0:
-                    print(f"  rendered {k + 1}/{n_frames} frames", flush=True)
-        os.replace(tmp, output)
+        with atomic_path(output) as tmp:
+            if output.suffix.lower() == ".gif":
+                writer = imageio.get_writer(tmp, mode="I", duration=1.0 / fps, loop=0)
+            else:
+                writer = imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7, macro_block_size=2,
+                                            ffmpeg_log_level="error")
+            with writer:
+                for k in range(n_frames):
+                    for i, (e, t) in enumerate(zip(entities, tracks)):
+                        pos, quat, dof = t.at(k)
+                        q = qpos[i]
+                        q[0:3] = torch.as_tensor(pos + lay.offsets[i], dtype=q.dtype)
+                        q[3:7] = torch.as_tensor(quat, dtype=q.dtype)
+                        q[q_cols[i]] = torch.as_tensor(dof, dtype=q.dtype)
+                        e.set_qpos(q)
+                    t1 = time.time()
+                    rgb = cam.render(rgb=True, force_render=True)[0]  # no sim step: force the pose update
+                    dtr = time.time() - t1
+                    if k == 0:
+                        first_s = dtr
+                    else:
+                        t_render += dtr
+                    frame = _annotate(np.asarray(rgb).reshape(h, w, 3), tracks, lay, k * dt, title, font)
+                    writer.append_data(frame)
+                    if k == png_k:
+                        _write_png(frame, Path(frame_png))
+                    if verbose and (k + 1) % 50 == 0:
+                        print(f"  rendered {k + 1}/{n_frames} frames", flush=True)
     finally:
-        if tmp.exists():
-            tmp.unlink()
         try:
             scene.destroy()
         except Exception:  # older Genesis versions: the scene is freed with the process
@@ -304,13 +300,8 @@ def _annotate(rgb: np.ndarray, tracks, lay: Layout, t: float, title: str | None,
 def _write_png(frame: np.ndarray, path: Path) -> None:
     import imageio.v2 as imageio
 
-    tmp = atomic_output(path)
-    try:
+    with atomic_path(path) as tmp:
         imageio.imwrite(tmp, frame)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # ---------------------------------------------------------------------------- policies and rollouts

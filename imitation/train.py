@@ -28,7 +28,7 @@ import yaml
 
 from rsl_rl.runners import OnPolicyRunner
 
-from retarget.clip import atomic_output
+from retarget.files import atomic_path, write_text_atomic
 from retarget.robot import PROJECT_ROOT
 
 from . import config as config_mod
@@ -127,13 +127,8 @@ class Runner(OnPolicyRunner):
         saved = self.alg.save()
         saved["iter"] = self.completed     # rsl-rl's load() resumes learn() at this iteration
         saved["infos"] = {"config": self.exp_cfg, **(infos or {})}
-        tmp = atomic_output(final)
-        try:
+        with atomic_path(final) as tmp:
             torch.save(saved, tmp)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         return final
 
     def load(self, path, load_cfg=None, strict=True, map_location=None):
@@ -226,16 +221,6 @@ def latest_checkpoint(run_dir: Path) -> Path:
     return ckpts[-1][1]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = atomic_output(path)
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def rsl_rl_config(cfg: dict) -> dict:
     """The OnPolicyRunner train_cfg from the config's `ppo` section."""
     ppo = {k: v for k, v in cfg["ppo"].items() if k != "max_iterations"}
@@ -309,7 +294,7 @@ def train(
 
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(run_dir / CONFIG_NAME, config_mod.dump({k: v for k, v in cfg.items() if k != "run_name"}))
+        write_text_atomic(run_dir / CONFIG_NAME, config_mod.dump({k: v for k, v in cfg.items() if k != "run_name"}))
 
     # ---- seeds, Genesis, env
     s = cfg["seed"] + rank

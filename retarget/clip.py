@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -45,6 +43,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from .errors import InputError
+from .files import atomic_path
 
 FORMAT_VERSION = 1
 LOOP_MODES = ("none", "wrap")
@@ -186,19 +185,6 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def atomic_output(path: str | Path):
-    """A temporary path beside `path`; call `os.replace(tmp, path)` once it is complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same extension as the target: writers that pick a format by extension (savefig, imageio) work.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files for everyone
-    return Path(tmp)
-
-
 def check_frame_count(n: int, where: str) -> None:
     """Refuse absurd lengths (a typo like t: 100000 or --fps 1e9) before allocating them."""
     if n > MAX_FRAMES:
@@ -209,27 +195,21 @@ def write_clip(clip: Clip, path: str | Path) -> None:
     """Write atomically: a crash or a bad value never leaves a partial clip at `path`."""
     validate(clip, str(path))
     path = Path(path)
-    tmp = atomic_output(path)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["robot"] = clip.robot
-            f.attrs["fps"] = float(clip.fps)
-            f.attrs["duration"] = float(clip.duration)
-            f.attrs["loop_mode"] = clip.loop_mode
-            f.attrs["joint_names"] = list(clip.joint_names)
-            f.attrs["foot_names"] = list(clip.foot_names)
-            f.attrs["quat_convention"] = "wxyz"
-            f.attrs["source_file"] = clip.source_file
-            f.attrs["source_sha256"] = clip.source_sha256
-            f.attrs["retarget_settings"] = json.dumps(clip.retarget_settings)
-            f.attrs["quality"] = json.dumps(clip.quality)
-            for name, a in clip.arrays().items():
-                f.create_dataset(name, data=a, dtype=np.uint8 if name == "foot_contact" else np.float64)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["robot"] = clip.robot
+        f.attrs["fps"] = float(clip.fps)
+        f.attrs["duration"] = float(clip.duration)
+        f.attrs["loop_mode"] = clip.loop_mode
+        f.attrs["joint_names"] = list(clip.joint_names)
+        f.attrs["foot_names"] = list(clip.foot_names)
+        f.attrs["quat_convention"] = "wxyz"
+        f.attrs["source_file"] = clip.source_file
+        f.attrs["source_sha256"] = clip.source_sha256
+        f.attrs["retarget_settings"] = json.dumps(clip.retarget_settings)
+        f.attrs["quality"] = json.dumps(clip.quality)
+        for name, a in clip.arrays().items():
+            f.create_dataset(name, data=a, dtype=np.uint8 if name == "foot_contact" else np.float64)
 
 
 def read_clip(path: str | Path, robot=None) -> Clip:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +10,8 @@ matplotlib.use("Agg")  # headless machines, no display
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .clip import Clip, atomic_output
+from .clip import Clip
+from .files import atomic_path
 from .kinematics import body_to_world, leg_link_positions
 from .quality import body_pitch_angle
 from .robot import Robot
@@ -77,27 +77,19 @@ def animate_clip(clip: Clip, robot: Robot, path: str | Path, fps: float = 25.0) 
         images.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
     plt.close(fig)
     path = Path(path)
-    tmp = atomic_output(path)
-    try:
+    with atomic_path(path) as tmp:
         if path.suffix.lower() == ".gif":
             imageio.mimsave(tmp, images, duration=1.0 / fps, loop=0)
         else:
             imageio.mimsave(tmp, images, fps=fps)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
 def _save(fig, path) -> Path:
     path = Path(path)
-    tmp = atomic_output(path)
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return path

@@ -1,6 +1,5 @@
 """The HDF5 clip: round trip, velocity consistency, sampling, validation of bad files, atomic writes."""
 
-import json
 
 import h5py
 import numpy as np
