@@ -118,6 +118,19 @@ def cmd_pipeline(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import run
+
+    try:
+        num_envs = [int(v) for v in args.num_envs.split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"imitation bench: --num-envs takes comma-separated integers, got {args.num_envs!r}")
+    if not num_envs or min(num_envs) < 1 or args.steps < 1 or args.repeats < 1:
+        raise SystemExit("imitation bench: --num-envs, --steps and --repeats must be positive")
+    run(num_envs, steps=args.steps, repeats=args.repeats, ppo=not args.no_ppo, json_path=args.json, clip=args.clip)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="imitation", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -149,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="score a policy: deterministic flips from t = 0, nominal or randomized")
     e.add_argument("policy", help="run folder, checkpoint model_N.pt, exported/policy.pt, or an external TorchScript "
                                   "policy on the Genesis backflip 60-value observation (e.g. the official single.pt)")
-    e.add_argument("--clip", default=None, help=f"reference clip (default: the run's, else clips/backflip.h5)")
+    e.add_argument("--clip", default=None, help="reference clip (default: the run's, else clips/backflip.h5)")
     e.add_argument("--config", default=None, help="experiment YAML whose settings to run with (default: the run's; "
                                                    "external policies: the Genesis backflip example's)")
     e.add_argument("--episodes", type=int, default=16)
@@ -212,6 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--no-video", action="store_true")
     pl.add_argument("--device", default="cpu", help="cpu or cuda")
     pl.set_defaults(func=cmd_pipeline)
+
+    b = sub.add_parser("bench", help="throughput: env step vs bare Genesis stepping of the same scene, "
+                                     "reward-only env, PPO collection vs update (CPU)")
+    b.add_argument("--num-envs", default="64,256,1024", help="comma-separated env counts (default 64,256,1024)")
+    b.add_argument("--steps", type=int, default=100, help="timed steps per measurement (default 100)")
+    b.add_argument("--repeats", type=int, default=3, help="interleaved repetitions (default 3)")
+    b.add_argument("--clip", default=None, help="reference clip of both envs (default: the configs'; if missing, "
+                                                "the bundled keyframe backflip retargeted to a temporary file)")
+    b.add_argument("--no-ppo", action="store_true", help="skip the PPO iteration")
+    b.add_argument("--json", default=None, help="write the results here")
+    b.set_defaults(func=cmd_bench)
     return p
 
 
