@@ -161,13 +161,23 @@ class ImitationEnv(VecEnv):
         # so a reset rewrites it with a single masked copy.
         n = self.num_envs
         z = lambda *s: torch.zeros(n, *s, dtype=f32, device=dev)  # noqa: E731
-        layout = dict(base_pos=3, base_quat=4, base_lin_vel=3, base_ang_vel=3, base_lin_vel_b=3, base_ang_vel_b=3,
-                      projected_gravity=3, dof_pos=12, dof_vel=12, torques=12, foot_pos=12)
+        # The order lets _read_state copy Genesis' free-base pose (qpos 0-6) and velocities (dofs 0-5) with one
+        # copy each, rotate base_lin_vel_b and projected_gravity in one call, and check the raw state for
+        # non-finite values in one slice (the first _n_raw columns).
+        layout = dict(base_pos=3, base_quat=4, base_lin_vel=3, base_ang_vel_b=3, base_ang_vel=3, dof_pos=12, dof_vel=12,
+                      base_lin_vel_b=3, projected_gravity=3, torques=12, foot_pos=12)
+        self._layout = layout
+        self._n_raw = 40
         self._state_buf = z(sum(layout.values()))
         views = torch.split(self._state_buf, list(layout.values()), dim=1)
         for name, v in zip(layout, views):
             setattr(self, name, v)
+        self._base_pose = self._state_buf[:, 0:7]                    # base_pos, base_quat
+        self._base_vel = self._state_buf[:, 7:13]                    # base_lin_vel, base_ang_vel_b
+        self._vel_b_gravity = self._state_buf[:, 40:46].view(n, 2, 3)  # base_lin_vel_b, projected_gravity
         self.foot_pos = self.foot_pos.view(n, 4, 3)
+        self._lin_vel_gravity = torch.zeros(n, 2, 3, dtype=f32, device=dev)
+        self._lin_vel_gravity[:, 1, 2] = -1.0
         self.foot_contact = torch.zeros(n, 4, dtype=torch.bool, device=dev)
         self.pd_target = z(12)
         self.kp_env = torch.full((n, 1), self.kp, dtype=f32, device=dev)
@@ -195,6 +205,7 @@ class ImitationEnv(VecEnv):
         )
         self._fault_count = torch.zeros((), device=dev)
         self.flip = FlipStats(n, self.dt, dev)  # learning curves of the episodes starting at t = 0
+        self._reset_table = None if self.dr_on else self._reset_rows(torch.arange(self.ref.num_frames, device=dev))
 
         # Touch every Genesis accessor step() uses, so that the tensor views Genesis caches on first use
         # are made here and not under rsl-rl's torch.inference_mode (such views refuse later in-place
@@ -230,10 +241,11 @@ class ImitationEnv(VecEnv):
 
         # 2. terminations
         ref = self.ref.frame(self.frame)
-        fault = ~torch.isfinite(
-            torch.cat([self.base_pos, self.base_quat, self.base_lin_vel, self.base_ang_vel, self.dof_pos, self.dof_vel], -1)
-        ).all(-1) | self.rigid_solver.get_error_envs_mask().to(self.device)
-        reasons = self._terminations(ref) & ~fault[:, None]            # (n, 4)
+        # base pose, velocities (world and body angular), joints: the state as read (derived values follow)
+        fault = ~torch.isfinite(self._state_buf[:, :self._n_raw]).all(-1) | self.rigid_solver.get_error_envs_mask().to(
+            self.device)
+        orientation_error = quat_error_angle(self.base_quat, ref.root_quat)
+        reasons = self._terminations(ref, orientation_error) & ~fault[:, None]  # (n, 4)
         terminated = reasons.any(-1)
         time_out = (self.frame >= self.max_episode_length) & ~terminated & ~fault
         dones = terminated | time_out | fault
@@ -247,7 +259,7 @@ class ImitationEnv(VecEnv):
 
         # 4. logging, reset, observations. (On CPU, skipping the reset when no env is done is free;
         # on a GPU that test would be a host sync, and the masked reset of no env is cheap there.)
-        self._log(ref, dones, reasons, time_out, fault)
+        self._log(ref, dones, reasons, time_out, fault, orientation_error)
         if self.device.type != "cpu" or bool(dones.any()):
             self._reset(dones)
         self.obs = self._observations()
@@ -260,24 +272,23 @@ class ImitationEnv(VecEnv):
     def _read_state(self) -> None:
         r = self.robot
         qpos, qvel = r.get_qpos(), r.get_dofs_velocity()
-        self.base_pos.copy_(qpos[:, 0:3])
-        self.base_quat.copy_(qpos[:, 3:7])
+        self._base_pose.copy_(qpos[:, 0:7])         # base_pos, base_quat
+        self._base_vel.copy_(qvel[:, 0:6])          # free joint: world-frame linear, body-frame angular velocity
         self.dof_pos.copy_(qpos[:, self.q_idx])
-        self.base_lin_vel.copy_(qvel[:, 0:3])      # free joint: world-frame linear velocity
-        self.base_ang_vel_b.copy_(qvel[:, 3:6])    # and body-frame angular velocity
         self.dof_vel.copy_(qvel[:, self.dof_idx])
         self.base_ang_vel.copy_(quat_rotate(self.base_quat, self.base_ang_vel_b))
-        self.base_lin_vel_b.copy_(quat_rotate_inverse(self.base_quat, self.base_lin_vel))
-        self.projected_gravity.copy_(quat_rotate_inverse(self.base_quat, self.gravity))
+        # base_lin_vel_b and projected_gravity: one inverse rotation of (lin_vel, gravity)
+        self._lin_vel_gravity[:, 0] = self.base_lin_vel
+        self._vel_b_gravity.copy_(quat_rotate_inverse(self.base_quat[:, None, :], self._lin_vel_gravity))
         # PD torque at the new state, clamped at the effort limits (what get_dofs_control_force computes).
         tau = self.kp_env * (self.pd_target - self.dof_pos) - self.kd_env * self.dof_vel
         torch.clamp(tau, -self.effort, self.effort, out=self.torques)
         self.foot_pos.copy_(r.get_links_pos(self.foot_link_idx))
         self.contact_forces = r.get_links_net_contact_force()
-        self.foot_contact.copy_(torch.linalg.vector_norm(self.contact_forces[:, self.foot_link_idx], dim=-1) > 1.0)
+        force = torch.linalg.vector_norm(self.contact_forces, dim=-1)  # (n, n_links)
+        torch.gt(force[:, self.foot_link_idx], 1.0, out=self.foot_contact)
         # Any non-foot ground contact (the links of termination.contact_links), whether it terminates or not.
-        self.body_contact_now = (
-            torch.linalg.vector_norm(self.contact_forces[:, self.contact_link_idx], dim=-1) > self.contact_force).any(-1)
+        self.body_contact_now = (force[:, self.contact_link_idx] > self.contact_force).any(-1)
 
     def state(self) -> State:
         """The current state as reward terms see it."""
@@ -291,16 +302,18 @@ class ImitationEnv(VecEnv):
             foot_contact=self.foot_contact, actions=self.actions, last_actions=self.last_actions,
         )
 
-    def _terminations(self, ref) -> torch.Tensor:
-        """(n, 4) bool: body contact, height error, position error, orientation error."""
+    def _terminations(self, ref, orientation_error: torch.Tensor | None = None) -> torch.Tensor:
+        """(n, 4) bool: body contact, height error, position error, orientation error
+        (`orientation_error`: the attitude error against `ref`, if already computed)."""
         off = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         contact = self.body_contact_now if self.body_contact else off
         height = off if self.max_height_error is None else (
             (self.base_pos[:, 2] - ref.root_pos[:, 2]).abs() > self.max_height_error)
         position = off if self.max_position_error is None else (
             torch.linalg.vector_norm(self.base_pos - ref.root_pos, dim=-1) > self.max_position_error)
-        orientation = off if self.max_orientation_error is None else (
-            quat_error_angle(self.base_quat, ref.root_quat) > self.max_orientation_error)
+        if orientation_error is None and self.max_orientation_error is not None:
+            orientation_error = quat_error_angle(self.base_quat, ref.root_quat)
+        orientation = off if self.max_orientation_error is None else orientation_error > self.max_orientation_error
         return torch.stack([contact, height, position, orientation], dim=-1)
 
     # ------------------------------------------------------------------ reset
@@ -326,37 +339,23 @@ class ImitationEnv(VecEnv):
             start = torch.where(torch.rand(n, device=dev) < self.start_at_zero_fraction, 0, start)
         else:
             start = torch.zeros(n, dtype=torch.long, device=dev)
-        ref = self.ref.frame(start)
-        pos, quat, lin_vel, ang_vel_b = ref.root_pos, ref.root_quat, ref.lin_vel, ref.ang_vel_b
-        dof_pos, dof_vel = ref.dof_pos, ref.dof_vel
-        if self.dr_on:
-            pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel = self._init_noise(pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel)
-
-        # Genesis: free-base dofs 0-2 take the world linear velocity, 3-5 the BODY angular velocity.
-        # Velocities first (no forward pass), then the pose with forward kinematics.
-        vel = torch.zeros(n, self.robot.n_dofs, device=dev)
-        vel[:, 0:3], vel[:, 3:6] = lin_vel, ang_vel_b
-        vel[:, self.dof_idx] = dof_vel
-        qpos = torch.zeros(n, self.robot.n_qs, device=dev)
-        qpos[:, 0:3], qpos[:, 3:7] = pos, quat
-        qpos[:, self.q_idx] = dof_pos
+        if self._reset_table is None:  # initial-state noise: computed per reset
+            vel, qpos, new_state, foot_contact = self._reset_rows(start)
+        else:                          # no noise: rows of the table made once for every clip frame
+            rows = start.clamp(0, self.ref.last)
+            vel, qpos, new_state, foot_contact = (t[rows] for t in self._reset_table)
+        # Genesis: velocities first (no forward pass), then the pose with forward kinematics.
         self.robot.set_dofs_velocity(vel, envs_idx=mask, skip_forward=True)
         self.robot.set_qpos(qpos, envs_idx=mask, zero_velocity=False)
         if self.dr_on:
             self._randomize(mask)
 
         # Buffers of the reset envs from the state just written (no read-back needed).
-        ang_vel = quat_rotate(quat, ang_vel_b)
-        new_state = torch.cat(
-            [pos, quat, lin_vel, ang_vel, quat_rotate_inverse(quat, lin_vel), ang_vel_b,
-             quat_rotate_inverse(quat, self.gravity), dof_pos, dof_vel, torch.zeros_like(dof_pos),
-             ref.foot_pos.reshape(n, 12)],
-            dim=1,
-        )
         m = mask[:, None]
+        quat, dof_pos = new_state[:, 3:7], new_state[:, 16:28]
         torch.where(m, new_state, self._state_buf, out=self._state_buf)
         torch.where(m, quat, self.init_quat, out=self.init_quat)
-        torch.where(m, ref.foot_contact, self.foot_contact, out=self.foot_contact)
+        torch.where(m, foot_contact, self.foot_contact, out=self.foot_contact)
         torch.where(m, dof_pos, self.pd_target, out=self.pd_target)
         self.actions.masked_fill_(m, 0.0)
         self.last_actions.masked_fill_(m, 0.0)
@@ -364,6 +363,31 @@ class ImitationEnv(VecEnv):
         torch.where(mask, start, self.frame, out=self.frame)
         self.flip.reset(mask, start)
         self.episode_length_buf.masked_fill_(mask, 0)
+
+    def _reset_rows(self, start: torch.Tensor):
+        """Reset state at clip frames `start` (k,), with initial-state noise if randomizing: Genesis dof
+        velocities (k, n_dofs), qpos (k, n_qs), the packed state buffer rows (k, width) and foot contacts."""
+        k, dev = len(start), self.device
+        ref = self.ref.frame(start)
+        pos, quat, lin_vel, ang_vel_b = ref.root_pos, ref.root_quat, ref.lin_vel, ref.ang_vel_b
+        dof_pos, dof_vel = ref.dof_pos, ref.dof_vel
+        if self.dr_on:
+            pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel = self._init_noise(pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel)
+        # Genesis: free-base dofs 0-2 take the world linear velocity, 3-5 the BODY angular velocity.
+        vel = torch.zeros(k, self.robot.n_dofs, device=dev)
+        vel[:, 0:3], vel[:, 3:6] = lin_vel, ang_vel_b
+        vel[:, self.dof_idx] = dof_vel
+        qpos = torch.zeros(k, self.robot.n_qs, device=dev)
+        qpos[:, 0:3], qpos[:, 3:7] = pos, quat
+        qpos[:, self.q_idx] = dof_pos
+        gravity = self.gravity[:1].expand(k, 3)
+        new_state = torch.cat(   # in the order of the layout in __init__
+            [pos, quat, lin_vel, ang_vel_b, quat_rotate(quat, ang_vel_b), dof_pos, dof_vel,
+             quat_rotate_inverse(quat, lin_vel), quat_rotate_inverse(quat, gravity), torch.zeros_like(dof_pos),
+             ref.foot_pos.reshape(k, 12)],
+            dim=1,
+        )
+        return vel, qpos, new_state, ref.foot_contact
 
     def _init_noise(self, pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel):
         s = self.dr["init_noise"]
@@ -443,7 +467,7 @@ class ImitationEnv(VecEnv):
 
     # ------------------------------------------------------------------ logging
 
-    def _log(self, ref, dones, reasons, time_out, fault) -> None:
+    def _log(self, ref, dones, reasons, time_out, fault, orientation_error) -> None:
         episode_values = torch.cat([self.episode_sums, reasons.to(torch.float32), time_out[:, None].to(torch.float32)], -1)
         self.stats.add_episodes(dones, episode_values)
         n_fault = fault.sum().to(torch.float32)
@@ -454,7 +478,7 @@ class ImitationEnv(VecEnv):
             [
                 torch.sqrt(torch.mean(torch.square(self.dof_pos - ref.dof_pos), dim=-1)),
                 torch.linalg.vector_norm(self.base_pos - ref.root_pos, dim=-1),
-                quat_error_angle(self.base_quat, ref.root_quat),
+                orientation_error,
                 torch.linalg.vector_norm(self.foot_pos - ref.foot_pos, dim=-1).mean(-1),
             ],
             dim=-1,
