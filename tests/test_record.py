@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from imitation.record import record, record_clip
+from imitation.record import record_clip
 from retarget.clip import finite_diff, read_clip, sha256_of
 from retarget.errors import InputError
 
