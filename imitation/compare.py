@@ -44,7 +44,7 @@ from retarget.files import atomic_path, write_text_atomic
 from retarget.errors import InputError
 from retarget.robot import PROJECT_ROOT
 
-from .metrics import METRIC_INFO, cumulative_pitch, pitch_increments, summarize
+from .metrics import METRIC_INFO, cumulative_pitch, metric_rows, pitch_increments, summarize
 
 DEFAULT_CONFIGS = {
     "imitation": PROJECT_ROOT / "configs" / "imitation_backflip.yaml",
@@ -158,26 +158,9 @@ def reference_stats(clip) -> dict[str, float]:
 
 def markdown_table(summaries: dict[str, dict[str, float]]) -> str:
     """Markdown version of imitation.metrics.format_table: a column per policy, a row per metric."""
-    names = list(summaries)
-    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    lines.append("| episodes | " + " | ".join(str(int(s.get("episodes", 0))) for s in summaries.values()) + " |")
-    present = {k.rsplit("_", 1)[0] for s in summaries.values() for k in s if k.endswith(("_mean", "_rate"))}
-    order = [k for k in METRIC_INFO if k in present] + sorted(present - set(METRIC_INFO))
-    for key in order:
-        label, unit, fmt = METRIC_INFO.get(key, (key, "", ".3g"))
-        cells = []
-        for s in summaries.values():
-            if f"{key}_rate" in s:
-                cell = f"{100 * s[f'{key}_rate']:.1f}%"
-                if key == "success" and "success_ci_low" in s:
-                    cell += f" [{100 * s['success_ci_low']:.0f}-{100 * s['success_ci_high']:.0f}]"
-            elif f"{key}_mean" in s:
-                cell = f"{s[f'{key}_mean']:{fmt}} ± {s.get(f'{key}_std', float('nan')):{fmt}}"
-            else:
-                cell = "-"
-            cells.append(cell)
-        name = f"{label} ({unit})" if unit and unit != "%" else label
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in [name, *cells]) + " |")  # "peak |torque|"
+    lines = ["| metric | " + " | ".join(summaries) + " |", "|---|" + "---:|" * len(summaries)]
+    for row in metric_rows(summaries):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")  # "peak |torque|"
     return "\n".join(lines)
 
 

@@ -356,11 +356,9 @@ def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
-def format_table(summaries: dict[str, dict[str, float]]) -> str:
-    """Plain-text table, one column per policy, one row per metric present in any summary."""
-    names = list(summaries)
-    rows: list[list[str]] = [["metric", *names]]
-    rows.append(["episodes", *(_fmt_int(s.get("episodes")) for s in summaries.values())])
+def metric_rows(summaries: dict[str, dict[str, float]]) -> list[list[str]]:
+    """[label, cell per policy] for every metric present in any summary, in METRIC_INFO order."""
+    rows = [["episodes", *(_fmt_int(s.get("episodes")) for s in summaries.values())]]
     present = {k.rsplit("_", 1)[0] for s in summaries.values() for k in s if k.endswith(("_mean", "_rate"))}
     order = [k for k in METRIC_INFO if k in present] + sorted(present - set(METRIC_INFO))
     for key in order:
@@ -368,7 +366,7 @@ def format_table(summaries: dict[str, dict[str, float]]) -> str:
         cells = []
         for s in summaries.values():
             if f"{key}_rate" in s:
-                cell = f"{100 * s[f'{key}_rate']:{fmt}}%"
+                cell = f"{100 * s[f'{key}_rate']:.1f}%"
                 if key == "success" and "success_ci_low" in s:
                     cell += f" [{100 * s['success_ci_low']:.0f}-{100 * s['success_ci_high']:.0f}]"
             elif f"{key}_mean" in s:
@@ -377,6 +375,12 @@ def format_table(summaries: dict[str, dict[str, float]]) -> str:
                 cell = "-"
             cells.append(cell)
         rows.append([f"{label} ({unit})" if unit and unit != "%" else label, *cells])
+    return rows
+
+
+def format_table(summaries: dict[str, dict[str, float]]) -> str:
+    """Plain-text table, one column per policy, one row per metric present in any summary."""
+    rows = [["metric", *summaries], *metric_rows(summaries)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
