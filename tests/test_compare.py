@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imitation.compare import PolicyData, build_report, group_runs, iterations_for, read_progress, verdicts
+from imitation.compare import group_runs, iterations_for
+from imitation.report import PolicyData, build_report, read_progress, verdicts
 from imitation.evaluate import EvalResult
 from imitation.metrics import Trajectory, episode_metrics, summarize
 from retarget.clip import Clip
