@@ -1,4 +1,4 @@
-"""Atomic file output: every writer of the project (clips, checkpoints, figures, videos, reports)
+"""File helpers. Atomic output: every writer of the project (clips, checkpoints, figures, videos, reports)
 goes through here, so an interrupted or failed write never leaves a partial file at the target."""
 
 from __future__ import annotations
@@ -7,6 +7,10 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+import yaml
+
+from .errors import InputError
 
 
 @contextmanager
@@ -34,3 +38,14 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict:
+    """A YAML file whose top level is a mapping; an InputError naming the file otherwise."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise InputError(f"{path}: cannot read {what} ({e})") from e
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a {what} must be a YAML mapping")
+    return data

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 from scipy.spatial.transform import Rotation
 
 from .errors import InputError
+from .files import read_yaml_mapping
 from .robot import PROJECT_ROOT, Robot
 
 MAPPINGS_DIR = PROJECT_ROOT / "configs" / "mappings"
@@ -116,12 +116,7 @@ def mapping_path(name_or_path: str | Path, where: str | None = None) -> Path:
 def load_mapping(name_or_path: str | Path, robot: Robot, where: str | None = None) -> SourceMapping:
     """`where` (the motion file) prefixes the error for an unknown mapping name."""
     path = mapping_path(name_or_path, where)
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise InputError(f"{path}: cannot read mapping file ({e})") from e
-    if not isinstance(cfg, dict):
-        raise InputError(f"{path}: a mapping file must be a YAML mapping")
+    cfg = read_yaml_mapping(path, "mapping file")
     _keys(path, cfg, _REQUIRED, _OPTIONAL, "top level")
     if cfg["target_robot"] != robot.name:
         raise InputError(f"{path}: key 'target_robot' is {cfg['target_robot']!r}, this robot is {robot.name!r}")

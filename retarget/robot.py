@@ -13,9 +13,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from .errors import InputError
+from .files import read_yaml_mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ROBOT = PROJECT_ROOT / "configs" / "robot" / "go2.yaml"
@@ -87,12 +87,7 @@ def _floats(text: str | None, n: int, where: str) -> np.ndarray:
 @lru_cache(maxsize=None)
 def load_robot(path: str | Path = DEFAULT_ROBOT) -> Robot:
     path = Path(path)
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise InputError(f"{path}: cannot read robot description: {e}") from e
-    if not isinstance(cfg, dict):
-        raise InputError(f"{path}: robot description must be a mapping")
+    cfg = read_yaml_mapping(path, "robot description")
     unknown = set(cfg) - _ROBOT_KEYS
     missing = _ROBOT_KEYS - set(cfg)
     if unknown or missing:
