@@ -84,7 +84,32 @@ def cmd_compare(args) -> int:
         raise SystemExit("imitation compare: give --budget or --iterations, not both")
     compare(args.out, runs=args.runs, budget=args.budget, iterations=args.iterations, num_envs=args.num_envs,
             seeds=args.seeds, episodes=args.episodes, video=not args.no_video, device=args.device, jobs=args.jobs,
-            clip=args.clip)
+            clip=args.clip, sweep=args.sweep, sweep_every=args.sweep_every)
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import milestones, sweep_run
+
+    env = None
+    for run in args.runs:
+        if not Path(run).is_dir():
+            raise InputError(f"{run}: not a run folder")
+        rows, env = sweep_run(run, episodes=args.episodes, randomize=not args.nominal, every=args.every,
+                              device=args.device, seed=args.seed, clip=args.clip, env=env)
+        m = milestones(rows, args.target)
+        steps = lambda v: "never" if v is None else f"{v:,}"  # noqa: E731
+        print(f"{run}: first success at {steps(m['first_success_env_steps'])} env steps, "
+              f"{args.target:.0%} success at {steps(m['target_env_steps'])}, "
+              f"{100 * m['final_success_rate']:.0f}% at the last checkpoint ({m['final_env_steps']:,} env steps)")
+    return 0
+
+
+def cmd_ship(args) -> int:
+    from .ship import ship_run
+
+    dest = ship_run(args.run, args.dest, every=args.progress_every)
+    print(f"shipped: {dest} ({sum(p.stat().st_size for p in dest.iterdir()) / 1e6:.2f} MB)")
     return 0
 
 
@@ -107,8 +132,10 @@ def cmd_pipeline(args) -> int:
     1. Retarget the hand-made keyframe backflip (quality report, plot, stick figure).
     2. Retarget the dynamic keyframe backflip and record its PD replay in Genesis: a physically exact
        reference (the hand-made one cannot be reproduced by joint tracking; see README).
-    3. Train the imitation policy on the recording and the reward-only policy for the same budget,
-       evaluate both and write the comparison report.
+    3. Evaluate the shipped imitation and reward-only policies (policies/, every seed) nominal and under
+       domain randomization against that recording and write the comparison report, with the learning
+       speed from their shipped checkpoint evaluations; with --train, first train both policies for the
+       same seeds and env-step budget (and evaluate their checkpoints) instead.
     """
     from retarget.quality import format_report
 
@@ -126,10 +153,18 @@ def cmd_pipeline(args) -> int:
     rec = record_clip(clips / "backflip_dynamic.h5", physical, device=args.device,
                       config=PROJECT_ROOT / "configs" / "imitation_backflip_dynamic.yaml")
     print(format_report(rec.clip.quality, title=f"{physical} (physics recording)"), end="")
-    configs = {**DEFAULT_CONFIGS, "imitation": PROJECT_ROOT / "configs" / "imitation_backflip_physical.yaml"}
-    report = compare(out / "report", iterations=args.iterations, num_envs=args.num_envs, seeds=tuple(args.seeds),
-                     episodes=args.episodes, video=not args.no_video, device=args.device, clip=physical,
-                     configs=configs)
+    common = dict(episodes=args.episodes, video=not args.no_video, device=args.device, clip=physical)
+    if args.train:
+        configs = {**DEFAULT_CONFIGS, "imitation": PROJECT_ROOT / "configs" / "imitation_backflip_physical.yaml"}
+        report = compare(out / "report", iterations=args.iterations, num_envs=args.num_envs, seeds=tuple(args.seeds),
+                         configs=configs, jobs=args.jobs, sweep=args.sweep, sweep_every=args.sweep_every, **common)
+    else:
+        shipped = sorted(p.parent for p in (PROJECT_ROOT / "policies").glob("*/config.yaml"))
+        if not shipped:
+            raise InputError(f"{PROJECT_ROOT / 'policies'}: no shipped policies (folders with policy.pt and config.yaml); "
+                             f"train them with: imitation pipeline --train")
+        print(f"evaluating the shipped policies: {', '.join(p.name for p in shipped)}", flush=True)
+        report = compare(out / "report", runs=shipped, **common)
     print(f"report: {report}")
     return 0
 
@@ -215,10 +250,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seeds", type=int, nargs="+", default=[1], help="training seeds, the same for both (default: 1)")
     c.add_argument("--episodes", type=int, default=16, help="evaluation episodes per run and condition")
     c.add_argument("--out", default="out/compare", help="report folder (default: out/compare)")
+    c.add_argument("--sweep", type=int, default=0, metavar="EPISODES",
+                   help="also evaluate every checkpoint with this many randomized episodes (learning speed of the "
+                        "deterministic policy; runs with an eval_curve.json are read, not re-evaluated)")
+    c.add_argument("--sweep-every", type=int, default=None, help="one checkpoint per this many iterations")
     c.add_argument("--no-video", action="store_true", help="skip the video")
     c.add_argument("--jobs", type=int, default=1, help="trainings run at the same time (default 1)")
     c.add_argument("--device", default="cpu", help="cpu or cuda")
     c.set_defaults(func=cmd_compare)
+
+    sw = sub.add_parser("sweep", help="success against training env steps: evaluate every checkpoint of runs "
+                                      "(writes eval_curve.json into each run)")
+    sw.add_argument("runs", nargs="+", metavar="RUN", help="run folders (one env serves runs of the same settings)")
+    sw.add_argument("--episodes", type=int, default=100, help="episodes per checkpoint (default 100)")
+    sw.add_argument("--nominal", action="store_true", help="no domain randomization (default: randomized)")
+    sw.add_argument("--every", type=int, default=None, help="one checkpoint per this many iterations (default: all)")
+    sw.add_argument("--target", type=float, default=0.9, help="success rate whose first checkpoint is reported")
+    sw.add_argument("--clip", default=None, help="reference clip (default: the run's)")
+    sw.add_argument("--seed", type=int, default=0, help="evaluation seed, the same for every checkpoint")
+    sw.add_argument("--device", default="cpu", help="cpu or cuda")
+    sw.set_defaults(func=cmd_sweep)
+
+    sh = sub.add_parser("ship", help="package a finished run as a small policy folder (exports, config, thinned "
+                                     "training log, checkpoint evaluations), e.g. into policies/")
+    sh.add_argument("run", help="run folder")
+    sh.add_argument("dest", help="new policy folder")
+    sh.add_argument("--progress-every", type=int, default=5, help="keep every n-th progress record (default 5)")
+    sh.set_defaults(func=cmd_ship)
 
     rc = sub.add_parser("record", help="replay a clip in Genesis with zero policy action and write the simulated "
                                        "motion as a new, physically exact clip")
@@ -234,10 +292,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("pipeline", help="the main job on the bundled defaults")
     pl.add_argument("--out", default="out", help="output folder (default: out/)")
-    pl.add_argument("--iterations", type=int, default=50, help="PPO iterations per policy (default 50: minutes on a CPU)")
-    pl.add_argument("--num-envs", type=int, default=64)
-    pl.add_argument("--seeds", type=int, nargs="+", default=[1])
-    pl.add_argument("--episodes", type=int, default=8, help="evaluation episodes per policy and condition")
+    pl.add_argument("--train", action="store_true",
+                    help="train both policies here (same seeds and budget) instead of evaluating the shipped ones")
+    pl.add_argument("--iterations", type=int, default=1600,
+                    help="with --train: PPO iterations per policy and seed (default 1600 = 9.8M env steps at 256 envs, "
+                         "about 30 min per run on one CPU core)")
+    pl.add_argument("--num-envs", type=int, default=256, help="with --train: training envs (default 256)")
+    pl.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="with --train: seeds (default 1 2 3)")
+    pl.add_argument("--jobs", type=int, default=2, help="with --train: trainings at the same time (default 2)")
+    pl.add_argument("--sweep", type=int, default=100, metavar="EPISODES",
+                    help="with --train: randomized episodes per evaluated checkpoint (0: none; default 100)")
+    pl.add_argument("--sweep-every", type=int, default=50, help="with --train: one checkpoint per this many iterations")
+    pl.add_argument("--episodes", type=int, default=100, help="evaluation episodes per policy, seed and condition")
     pl.add_argument("--no-video", action="store_true")
     pl.add_argument("--device", default="cpu", help="cpu or cuda")
     pl.set_defaults(func=cmd_pipeline)

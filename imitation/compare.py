@@ -156,8 +156,16 @@ def compare(
     eval_seed: int = 0,
     res: tuple[int, int] = (960, 400),
     clip: str | Path | None = None,
+    sweep: int = 0,
+    sweep_every: int | None = None,
 ) -> Path:
-    """The whole job: train (or take `runs`), evaluate, report. Returns the report's path."""
+    """The whole job: train (or take `runs`), evaluate, report. Returns the report's path.
+
+    Learning speed under randomization: a run's eval_curve.json (imitation.sweep) is read when it has one;
+    with `sweep` > 0, runs without one get their checkpoints evaluated (`sweep` episodes each, one per
+    `sweep_every` iterations) and the file written."""
+    from .sweep import checkpoints, read_curve, sweep_run
+
     from retarget.clip import read_clip
     from retarget.robot import load_robot
 
@@ -165,7 +173,8 @@ def compare(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     configs = {k: Path(v) for k, v in (configs or DEFAULT_CONFIGS).items()}
-    settings: dict = {"episodes": episodes, "eval_seed": eval_seed, "device": device}
+    settings: dict = {"episodes": episodes, "eval_seed": eval_seed, "device": device, "sweep_episodes": sweep,
+                      "sweep_every": sweep_every}
     if clip is not None:
         from .env import resolve_path
 
@@ -209,6 +218,13 @@ def compare(
             pdata.progress.append(read_progress(run_dir))
             pdata.nominal.append(nom)
             pdata.randomized.append(rnd)
+            rows = read_curve(run_dir) if run.is_dir() else []
+            if not rows and sweep > 0 and run.is_dir() and list(run_dir.glob("model_*.pt")):
+                print(f"  evaluating the checkpoints of {label} seed {seed} ({len(checkpoints(run_dir, sweep_every))} "
+                      f"x {sweep} randomized episodes)", flush=True)
+                rows, env = sweep_run(run_dir, episodes=sweep, randomize=True, every=sweep_every, device=device,
+                                      seed=eval_seed, clip=clip, env=env)
+            pdata.curves.append(rows)
             clip_paths.add(nom.settings["clip"])
             if not pdata.progress[-1]:
                 notes.append(f"{run}: no progress.jsonl: no learning curve for this run")

@@ -5,7 +5,8 @@ What can be evaluated (`load_policy`):
 
 - a run folder of ours (its latest `model_<n>.pt`) or a checkpoint `model_<n>.pt`: the actor is rebuilt
   from the run's config (saved in the checkpoint, or the run's config.yaml) and run deterministically;
-- a run's export `exported/policy.pt` (TorchScript), with the config.yaml of its run;
+- a run's export `exported/policy.pt` (TorchScript), with the config.yaml of its run, or a shipped policy
+  folder (`policies/<name>/`: policy.pt beside its config.yaml);
 - any other TorchScript policy taking the Genesis backflip 60-value observation, e.g. the official
   `single.pt`: it runs with the settings of the Genesis example it was made for (`OFFICIAL_SETTINGS`:
   phase = pi * t / 2 s, kp 70, kd 3, action scale 0.5 around the default pose, one-step action
@@ -55,9 +56,9 @@ OFFICIAL_SETTINGS = {
 
 # Randomization under --randomize when the policy's config leaves the latency probability at 0.
 RANDOMIZED_LATENCY_PROBABILITY = 0.5
-_NOMINAL_DR = {"friction": [1.0, 1.0], "added_base_mass": [0.0, 0.0], "kp_scale": [1.0, 1.0],
+NOMINAL_DR = {"friction": [1.0, 1.0], "added_base_mass": [0.0, 0.0], "kp_scale": [1.0, 1.0],
                "kd_scale": [1.0, 1.0], "action_latency_probability": 0.0}
-_ZERO_NOISE = {k: 0.0 for k in ("root_pos", "root_rot", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel")}
+ZERO_NOISE = {k: 0.0 for k in ("root_pos", "root_rot", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel")}
 
 
 @dataclass
@@ -94,9 +95,11 @@ def load_policy(path: str | Path, device: str = "cpu"):
         try:
             path = latest_checkpoint(path)
         except FileNotFoundError:
-            export = path / "exported" / "policy.pt"
-            if not export.is_file():
-                raise InputError(f"{path}: no checkpoint model_<n>.pt and no exported/policy.pt in this folder") from None
+            # A run folder's export, or a shipped policy folder (policy.pt beside its config.yaml).
+            export = next((p for p in (path / "exported" / "policy.pt", path / "policy.pt") if p.is_file()), None)
+            if export is None:
+                raise InputError(f"{path}: no checkpoint model_<n>.pt, exported/policy.pt or policy.pt in this "
+                                 f"folder") from None
             path = export
     dev = torch.device(device)
 
@@ -106,7 +109,7 @@ def load_policy(path: str | Path, device: str = "cpu"):
         module = None
     if module is not None:
         module.eval()
-        run_cfg = path.parent.parent / CONFIG_NAME if path.parent.name == "exported" else None
+        run_cfg = path.parent.parent / CONFIG_NAME if path.parent.name == "exported" else path.parent / CONFIG_NAME
         cfg = _read_run_config(run_cfg) if run_cfg is not None and run_cfg.is_file() else None
         weights = [p for p in module.parameters() if p.dim() == 2]
         info = {"kind": "export" if cfg is not None else "torchscript", "path": str(path), "config": cfg,
@@ -187,7 +190,7 @@ def eval_config(info: dict, *, clip=None, config=None, episodes: int = 16, rando
                               max_orientation_error=None)
     dr = cfg["domain_randomization"]
     dr["enabled"] = bool(randomize)
-    dr["init_noise"] = dict(_ZERO_NOISE)
+    dr["init_noise"] = dict(ZERO_NOISE)
     if randomize and dr["action_latency_probability"] <= 0:
         dr["action_latency_probability"] = RANDOMIZED_LATENCY_PROBABILITY
     return cfg
@@ -336,8 +339,8 @@ def _rollouts(env, policy, episodes: int, cfg: dict) -> tuple[Trajectory, np.nda
         env.body_contact = False
         env.max_episode_length = steps + 1
         if env.dr_on:  # built with per-env parameters: randomized ranges, or the nominal values
-            ranges = dr_cfg if dr_cfg["enabled"] else _NOMINAL_DR
-            env.dr = {**saved["dr"], **{k: ranges[k] for k in _NOMINAL_DR}, "init_noise": dict(_ZERO_NOISE)}
+            ranges = dr_cfg if dr_cfg["enabled"] else NOMINAL_DR
+            env.dr = {**saved["dr"], **{k: ranges[k] for k in NOMINAL_DR}, "init_noise": dict(ZERO_NOISE)}
         env.delayed.fill_(latency)
         env.any_delay = latency or (env.dr_on and env.dr["action_latency_probability"] > 0)
         for _ in range(math.ceil(episodes / n)):

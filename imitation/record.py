@@ -22,8 +22,10 @@ import torch
 from retarget.clip import Clip, read_clip, sha256_of
 from retarget.errors import InputError
 
+from .evaluate import NOMINAL_DR, ZERO_NOISE
+
 # Attributes of the env that the recording changes for its one episode (restored afterwards).
-_ATTRS = ("dr_on", "any_delay", "max_height_error", "max_position_error", "max_orientation_error",
+_ATTRS = ("dr", "dr_on", "any_delay", "max_height_error", "max_position_error", "max_orientation_error",
           "body_contact", "max_episode_length")
 
 CONTACT_FORCE = 1.0        # N, a foot is on the ground (as the env's foot_contact)
@@ -80,9 +82,8 @@ def record(env, *, seconds: float | None = None, stop_on_fall: bool = False) -> 
         env.max_height_error = env.max_position_error = env.max_orientation_error = None
         env.body_contact = False
         env.max_episode_length = steps + 1
-        if env.dr_on:
-            raise InputError("record: the env was built with domain randomization (per-env gains and masses); "
-                             "record with it disabled")
+        if env.dr_on:  # built with per-env parameters: record with their nominal values
+            env.dr = {**saved["dr"], **NOMINAL_DR, "init_noise": dict(ZERO_NOISE)}
         env.delayed.fill_(bool(env.cfg["env"]["action_latency"]))
         env.any_delay = bool(env.cfg["env"]["action_latency"])
         env.reset_envs(all_envs, torch.zeros(n, dtype=torch.long, device=dev))

@@ -18,7 +18,8 @@ from retarget.files import atomic_path, write_text_atomic
 
 from .metrics import METRIC_INFO, cumulative_pitch, metric_rows, pitch_increments, summarize
 
-SUCCESS_TARGET = 0.5   # learning speed: env steps until the training success rate first reaches this
+SUCCESS_TARGET = 0.5   # learning speed without eval curves: env steps until the training success rate reaches this
+CURVE_TARGET = 0.9     # learning speed from eval curves: env steps until the randomized success rate reaches this
 
 # Learning-curve panels: (title, progress keys tried in order, y label).
 CURVES = (
@@ -53,6 +54,7 @@ class PolicyData:
     nominal: list = field(default_factory=list)       # imitation.evaluate.EvalResult per run
     randomized: list = field(default_factory=list)
     seeds: list = field(default_factory=list)
+    curves: list = field(default_factory=list)        # imitation.sweep rows per run (randomized), [] if none
 
 
 # ---------------------------------------------------------------------------- small helpers
@@ -181,9 +183,12 @@ def verdicts(summaries: dict[str, dict], ref: dict[str, float] | None, speed: di
     if speed:
         (la, spa), (lb, spb) = list(speed.items())[:2]
         sa_steps, sb_steps = spa.get("median_env_steps"), spb.get("median_env_steps")
-        target = f"training success rate ≥ {SUCCESS_TARGET:.0%} (episodes from t = 0)"
+        target = speed_target(spa)
         missing = [lab for lab, sp in ((la, spa), (lb, spb)) if not sp.get("logged", True)]
-        if missing:
+        if spa.get("source") != spb.get("source"):
+            winner, detail = None, ("not comparable: checkpoint evaluations for one policy, the training log for the "
+                                    "other")
+        elif missing:
             winner, detail = None, (f"not measurable: no `Flip/success_rate` in the progress.jsonl of "
                                     f"{' and '.join(missing)} (runs from before it was logged)")
         elif sa_steps is None and sb_steps is None:
@@ -205,6 +210,12 @@ def verdicts(summaries: dict[str, dict], ref: dict[str, float] | None, speed: di
                     "text": "learning speed: " + ("no winner" if winner is None else "tie" if winner == "tie"
                                                   else f"{winner} wins") + f": {detail} (median over seeds)."})
     return out
+
+
+def speed_target(speed: dict) -> str:
+    if speed.get("source") == "eval_curve":
+        return f"{speed['target']:.0%} success of the deterministic policy under randomization (checkpoint evaluations)"
+    return f"training success rate ≥ {speed.get('target', SUCCESS_TARGET):.0%} (episodes from t = 0)"
 
 
 def _verdict_table(lines: list[dict]) -> list[str]:
@@ -246,18 +257,31 @@ def _steps(v) -> str:
 
 
 def learning_speed(data: PolicyData) -> dict:
-    per_run = [first_reaching(rec, "Flip/success_rate", SUCCESS_TARGET) for rec in data.progress]
-    first_any = [first_reaching(rec, "Flip/success_rate", 1e-9) for rec in data.progress]
+    """Env steps to the target success rate and to the first success, per run. From the checkpoint
+    evaluations (imitation.sweep, deterministic policy, randomized) when every run has them, else from
+    the training log's success rate of the noisy policy."""
+    if data.curves and all(data.curves):
+        from .sweep import milestones
+
+        ms = [milestones(rows, CURVE_TARGET) for rows in data.curves]
+        per_run = [None if m["target_env_steps"] is None else {"env_steps": m["target_env_steps"]} for m in ms]
+        first_any = [None if m["first_success_env_steps"] is None else {"env_steps": m["first_success_env_steps"]}
+                     for m in ms]
+        source, target, logged = "eval_curve", CURVE_TARGET, True
+    else:
+        per_run = [first_reaching(rec, "Flip/success_rate", SUCCESS_TARGET) for rec in data.progress]
+        first_any = [first_reaching(rec, "Flip/success_rate", 1e-9) for rec in data.progress]
+        ms, source, target = [], "training", SUCCESS_TARGET
+        logged = all(any("Flip/success_rate" in (r.get("episode") or {}) for r in rec) for rec in data.progress)
     steps = [r["env_steps"] for r in per_run if r is not None]
     reached = len(steps)
     # Median over seeds, counting a seed that never reached the target as infinitely slow.
     all_steps = sorted(steps + [math.inf] * (len(per_run) - reached))
     med = all_steps[(len(all_steps) - 1) // 2] if all_steps else math.inf
     last = [rec[-1] for rec in data.progress if rec]
-    logged = all(any("Flip/success_rate" in (r.get("episode") or {}) for r in rec) for rec in data.progress)
     return {
-        "logged": bool(data.progress) and logged,
-        "target": SUCCESS_TARGET, "per_run": per_run, "first_success": first_any, "reached": reached,
+        "logged": (bool(data.progress) or source == "eval_curve") and logged, "source": source, "milestones": ms,
+        "target": target, "per_run": per_run, "first_success": first_any, "reached": reached,
         "runs": len(per_run), "median_env_steps": None if not math.isfinite(med) else med,
         "env_steps": [r.get("env_steps") for r in last], "wall_time": [r.get("wall_time") for r in last],
         "steps_per_s": [r.get("env_steps", 0) / r["wall_time"] if r.get("wall_time") else None for r in last],
@@ -301,6 +325,44 @@ def plot_learning_curves(policies: list[PolicyData], path: Path) -> Path | None:
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
+    fig.tight_layout()
+    _savefig(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_success_curves(policies: list[PolicyData], path: Path) -> Path | None:
+    """Randomized success of the deterministic policy at each evaluated checkpoint: a thin line per seed,
+    the mean over seeds thick."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not any(rows for p in policies for rows in p.curves):
+        return None
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for i, p in enumerate(policies):
+        runs = [rows for rows in p.curves if rows]
+        for j, rows in enumerate(runs):
+            x = np.array([r["env_steps"] for r in rows], float)
+            y = np.array([r.get("success_rate") or 0.0 for r in rows], float)
+            seed = p.seeds[j] if j < len(p.seeds) else j
+            ax.plot(x, 100 * y, color=f"C{i}", lw=0.8, alpha=0.5, marker=".", ms=3,
+                    label=f"{p.label} seed {seed}" if len(runs) <= 4 else None)
+        if len(runs) > 1:
+            xmax = min(max(r["env_steps"] for r in rows) for rows in runs)
+            grid = np.linspace(0, xmax, 200)
+            ys = [np.interp(grid, [r["env_steps"] for r in rows], [r.get("success_rate") or 0.0 for r in rows])
+                  for rows in runs]
+            ax.plot(grid, 100 * np.mean(ys, 0), color=f"C{i}", lw=2.2, label=f"{p.label}, mean of {len(runs)} seeds")
+    ax.axhline(100 * CURVE_TARGET, color="0.5", ls="--", lw=0.8)
+    ax.set_xlabel("training env steps")
+    ax.set_ylabel("success (%)")
+    ax.set_ylim(-3, 103)
+    ax.set_title("deterministic policy, randomized evaluation, per checkpoint")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     _savefig(fig, path)
     plt.close(fig)
@@ -397,6 +459,7 @@ def build_report(out: str | Path, policies: list[PolicyData], clip=None, *, vide
         lines_v += verdicts({p.label: {} for p in policies}, ref, speed)
 
     fig_curves = plot_learning_curves(policies, out / "learning_curves.png")
+    fig_sweep = plot_success_curves(policies, out / "success_curve.png")
     fig_hp = plot_height_pitch(policies, clip, out / "height_pitch.png")
 
     md = [f"# Backflip: {labels[0]} vs {labels[1]}", ""]
@@ -434,13 +497,29 @@ def build_report(out: str | Path, policies: list[PolicyData], clip=None, *, vide
                           f"{'-' if rnd is None else f'{100 * rnd:.0f}%'} |")
         md += [""]
 
-    md += ["## Learning speed", "",
-           f"Env steps until the success rate of the training episodes that start at t = 0 first reached "
-           f"{SUCCESS_TARGET:.0%} (from progress.jsonl, `Flip/success_rate`), and until the first success.", "",
+    md += ["## Learning speed", ""]
+    if any(speed[p.label]["source"] == "eval_curve" for p in policies):
+        md += [f"Every saved checkpoint evaluated like the final policy (`imitation sweep`: deterministic, from t = 0, "
+               f"domain randomization, the same randomized robots for every checkpoint). Env steps to the first "
+               f"checkpoint with a success and to the first with ≥ {CURVE_TARGET:.0%} success; the success rate of the "
+               f"last checkpoint (the end of the budget) and of the best one.", "",
+               f"| policy | seed | first success | {CURVE_TARGET:.0%} success | end of budget | success at the end | "
+               f"best checkpoint |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for p in policies:
+            for i, m in enumerate(speed[p.label]["milestones"]):
+                seed = p.seeds[i] if i < len(p.seeds) else "-"
+                pct = lambda v: "-" if v is None else f"{100 * v:.0f}%"  # noqa: E731
+                md.append(f"| {p.label} | {seed} | {_steps(m['first_success_env_steps']) if m['first_success_env_steps'] else 'never'} | "
+                          f"{_steps(m['target_env_steps']) if m['target_env_steps'] else 'never'} | "
+                          f"{_steps(m['final_env_steps'])} | {pct(m['final_success_rate'])} | {pct(m['best_success_rate'])} |")
+        md += [""]
+    md += [f"Env steps until the success rate of the training episodes that start at t = 0 (the noisy policy, "
+           f"`Flip/success_rate` of progress.jsonl) first reached {SUCCESS_TARGET:.0%}, and until its first success.", "",
            "| policy | runs reaching it | median env steps | per run | first success per run | env steps/s |",
            "|---|---:|---:|---|---|---:|"]
+    training_speed = {p.label: learning_speed(PolicyData(p.label, p.runs, p.progress)) for p in policies}
     for p in policies:
-        sp = speed[p.label]
+        sp = training_speed[p.label]
         per = ", ".join("never" if r is None else _steps(r["env_steps"]) for r in sp["per_run"]) or "-"
         first = ", ".join("never" if r is None else _steps(r["env_steps"]) for r in sp["first_success"]) or "-"
         rate = [r for r in sp["steps_per_s"] if r]
@@ -457,6 +536,9 @@ def build_report(out: str | Path, policies: list[PolicyData], clip=None, *, vide
     if fig_curves:
         md += ["Learning curves (training episodes from t = 0; mean over seeds, band min-max):", "",
                f"![learning curves]({fig_curves.name})", ""]
+    if fig_sweep:
+        md += ["Success of the deterministic policy under randomization at every evaluated checkpoint:", "",
+               f"![success against env steps]({fig_sweep.name})", ""]
     if fig_hp:
         md += ["Base height and pitch of the nominal evaluation against the reference:", "",
                f"![height and pitch]({fig_hp.name})", ""]
@@ -473,7 +555,8 @@ def build_report(out: str | Path, policies: list[PolicyData], clip=None, *, vide
     summary = {
         "policies": {p.label: {"runs": p.runs, "seeds": p.seeds} for p in policies},
         "summaries": summaries, "learning_speed": speed, "verdicts": lines_v, "reference": ref,
-        "figures": [str(f.name) for f in (fig_curves, fig_hp) if f], "video": str(Path(video).name) if video else None,
+        "figures": [str(f.name) for f in (fig_curves, fig_sweep, fig_hp) if f],
+        "eval_curves": {p.label: p.curves for p in policies if any(p.curves)}, "video": str(Path(video).name) if video else None,
         "settings": settings or {},
     }
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=_json_default) + "\n")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from imitation.evaluate import NOMINAL_DR, ZERO_NOISE
 from imitation.record import record_clip
 from retarget.clip import finite_diff, read_clip, sha256_of
 from retarget.errors import InputError
@@ -40,15 +41,21 @@ def test_record_writes_the_simulated_motion(env, hop_clip_path, tmp_path):
 
     # The base height is the simulated one: a zero-action rollout of the env from t = 0 passes through
     # the recorded states, which differ from the kinematic reference.
+    # The session env randomizes its robots on reset: this rollout uses the nominal ones, as the recording.
     all_envs = torch.ones(env.num_envs, dtype=torch.bool)
-    env.reset_envs(all_envs, torch.zeros(env.num_envs, dtype=torch.long))
-    sim_z = [env.base_pos[0, 2].item()]
-    sim_q = [env.dof_pos[0].clone()]
-    for _ in range(30):
-        env.step(torch.zeros(env.num_envs, 12))
-        sim_z.append(env.base_pos[0, 2].item())
-        sim_q.append(env.dof_pos[0].clone())
-    env.reset_envs(all_envs)
+    saved_dr = env.dr
+    env.dr = {**saved_dr, **NOMINAL_DR, "init_noise": dict(ZERO_NOISE)}
+    try:
+        env.reset_envs(all_envs, torch.zeros(env.num_envs, dtype=torch.long))
+        sim_z = [env.base_pos[0, 2].item()]
+        sim_q = [env.dof_pos[0].clone()]
+        for _ in range(30):
+            env.step(torch.zeros(env.num_envs, 12))
+            sim_z.append(env.base_pos[0, 2].item())
+            sim_q.append(env.dof_pos[0].clone())
+    finally:
+        env.dr = saved_dr
+        env.reset_envs(all_envs)
     np.testing.assert_allclose(clip.root_pos[:31, 2], sim_z, atol=2e-3)
     np.testing.assert_allclose(clip.dof_pos[:31], torch.stack(sim_q).double().numpy(), atol=2e-2)
     ref_z = env.ref.root_pos[:, 2].cpu().numpy()

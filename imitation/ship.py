@@ -1,0 +1,64 @@
+"""Package a trained run as a small, self-contained policy folder (what `policies/` holds):
+
+    policy.pt, policy.onnx(.data)   the run's exports (TorchScript, ONNX)
+    config.yaml                     the resolved training config (evaluation reads its settings)
+    progress.jsonl                  the training log, every `every`-th iteration and the last, learning-curve keys only
+    eval_curve*.json                the checkpoint evaluations (imitation.sweep), if made
+
+`imitation eval`, `compare --runs` and `pipeline` take such a folder like a run folder. Checkpoints with
+optimizer state stay in the run (they are ~3x larger and only needed to resume).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from retarget.errors import InputError
+from retarget.files import atomic_path, write_text_atomic
+
+# Keys of a progress record that the report's learning curves and speed use.
+_TOP_KEYS = ("iteration", "env_steps", "wall_time", "steps_per_s", "mean_reward", "mean_episode_length", "action_std",
+             "learning_rate")
+_EPISODE_PREFIXES = ("Flip/", "Tracking/")
+
+
+def thin_progress(lines: list[str], every: int) -> list[str]:
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a crash
+            continue
+    keep = [r for i, r in enumerate(records) if i % every == 0 or i == len(records) - 1]
+    out = []
+    for r in keep:
+        small = {k: r[k] for k in _TOP_KEYS if k in r}
+        small["episode"] = {k: v for k, v in (r.get("episode") or {}).items() if k.startswith(_EPISODE_PREFIXES)}
+        out.append(json.dumps(small))
+    return out
+
+
+def ship_run(run_dir, dest, *, every: int = 5) -> Path:
+    """Copy a run's exports, config, thinned progress and eval curves into `dest` (created; must not exist
+    or be empty, so a shipped policy is never mixed with another's files)."""
+    run_dir, dest = Path(run_dir), Path(dest)
+    export = run_dir / "exported" / "policy.pt"
+    for need in (export, run_dir / "config.yaml"):
+        if not need.is_file():
+            raise InputError(f"{run_dir}: no {need.relative_to(run_dir)}: not a finished run")
+    if dest.exists() and any(dest.iterdir()):
+        raise InputError(f"{dest}: exists and is not empty")
+    if every < 1:
+        raise InputError(f"--progress-every must be at least 1, got {every}")
+    dest.mkdir(parents=True, exist_ok=True)
+    files = [export, run_dir / "config.yaml", *sorted(run_dir.glob("eval_curve*.json"))]
+    files += [p for p in (run_dir / "exported").glob("policy.onnx*")]
+    for src in files:
+        with atomic_path(dest / src.name) as tmp:
+            shutil.copyfile(src, tmp)
+    progress = run_dir / "progress.jsonl"
+    if progress.is_file():
+        write_text_atomic(dest / "progress.jsonl", "\n".join(thin_progress(progress.read_text().splitlines(), every)) + "\n")
+    return dest

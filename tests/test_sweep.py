@@ -1,0 +1,98 @@
+"""Checkpoint sweeps (success against training env steps): milestones, checkpoint selection, the report's
+curve-based learning speed, and a real sweep of a tiny run that must agree with `imitation eval`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from imitation.evaluate import evaluate
+from imitation.report import PolicyData, build_report
+from imitation.ship import ship_run, thin_progress
+from imitation.sweep import checkpoints, milestones, read_curve, sweep_run
+from imitation.train import train
+from retarget.errors import InputError
+
+
+def _rows(rates, per_it=6144, every=50, episodes=100):
+    return [{"iteration": i * every + 1, "env_steps": (i * every + 1) * per_it, "episodes": episodes,
+             "successes": round(r * episodes), "success_rate": r} for i, r in enumerate(rates)]
+
+
+def test_milestones_find_the_first_checkpoints_reaching_each_level():
+    rows = _rows([0.0, 0.0, 0.03, 0.5, 0.92, 0.85, 0.95, 0.71])
+    m = milestones(rows, 0.9)
+    assert m["first_success_env_steps"] == 101 * 6144          # the third checkpoint: 3/100
+    assert m["target_env_steps"] == 201 * 6144                 # 0.92 >= 0.9, before the 0.85 dip
+    assert m["final_success_rate"] == 0.71 and m["final_env_steps"] == 351 * 6144 and m["best_success_rate"] == 0.95
+    never = milestones(_rows([0.0, 0.0]), 0.9)
+    assert never["first_success_env_steps"] is None and never["target_env_steps"] is None
+    assert milestones(_rows([0.0, 0.9]), 0.9)["target_env_steps"] == 51 * 6144  # the target itself counts
+
+
+def test_checkpoint_selection_keeps_one_per_window_and_the_last(tmp_path):
+    for n in (1, 51, 101, 151, 200, 201):
+        (tmp_path / f"model_{n}.pt").write_bytes(b"x")
+    (tmp_path / "model_x.pt").write_bytes(b"x")
+    assert [n for n, _ in checkpoints(tmp_path)] == [1, 51, 101, 151, 200, 201]
+    assert [n for n, _ in checkpoints(tmp_path, every=100)] == [1, 101, 200, 201]
+    with pytest.raises(InputError, match="no checkpoint"):
+        checkpoints(tmp_path / "none")
+
+
+def test_report_takes_learning_speed_from_eval_curves(tmp_path):
+    a = PolicyData("imitation", ["a1", "a2"], [[], []], seeds=[1, 2],
+                   curves=[_rows([0.0, 0.4, 0.93, 0.96]), _rows([0.0, 0.0, 0.6, 0.91])])
+    b = PolicyData("reward-only", ["b1", "b2"], [[], []], seeds=[1, 2],
+                   curves=[_rows([0.0, 0.0, 0.0, 0.0]), _rows([0.0, 0.0, 0.02, 0.0])])
+    report = build_report(tmp_path, [a, b])
+    text = report.read_text()
+    # Seed 1 reaches 90% at the third checkpoint (101 its), seed 2 at the fourth (151 its): median = lower of two.
+    assert "- **Learning speed**: imitation wins" in text and "reward-only never did" in text
+    assert "| imitation | 1 | 313k | 621k | 928k | 96% | 96% |" in text
+    assert "| reward-only | 2 | 621k | never | 928k | 0% | 2% |" in text
+    with Image.open(tmp_path / "success_curve.png") as img:
+        assert img.format == "PNG"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["learning_speed"]["imitation"]["median_env_steps"] == 101 * 6144
+    assert summary["learning_speed"]["imitation"]["source"] == "eval_curve"
+
+
+@pytest.mark.genesis
+def test_sweep_of_a_tiny_run_agrees_with_eval(env, env_config_path, tmp_path):
+    run = train(env_config_path, max_iterations=2, runs_dir=tmp_path, env=env)
+    rows, env2 = sweep_run(run, episodes=8, randomize=False, device="cpu", env=env, log=lambda *a: None)
+    assert env2 is env
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    per_it = env.num_envs * cfg["ppo"]["num_steps_per_env"]
+    assert [(r["iteration"], r["env_steps"]) for r in rows] == [(1, per_it), (2, 2 * per_it)]
+    for r in rows:  # each row is exactly what `imitation eval` says of that checkpoint
+        res = evaluate(run / f"model_{r['iteration']}.pt", episodes=8, env=env)
+        assert r["successes"] == int(res.metrics["success"].sum())
+        assert r["joint_rmse_mean"] == pytest.approx(res.summary["joint_rmse_mean"], abs=1e-9)
+        assert r["pitch_rotation_deg_mean"] == pytest.approx(res.summary["pitch_rotation_deg_mean"], abs=1e-9)
+    assert read_curve(run, randomize=False) == rows and read_curve(run) == []
+    # A shipped policy folder (policy.pt beside its config.yaml) evaluates like the run's export.
+    shipped = ship_run(run, tmp_path / "shipped", every=1)
+    assert {p.name for p in shipped.iterdir()} >= {"policy.pt", "config.yaml", "progress.jsonl",
+                                                  "eval_curve_nominal.json", "policy.onnx"}
+    assert read_curve(shipped, randomize=False) == rows
+    a, b = evaluate(shipped, episodes=8, env=env), evaluate(run / "exported" / "policy.pt", episodes=8, env=env)
+    assert a.settings["policy_kind"] == "export"
+    np.testing.assert_allclose(a.trajectory.root_pos, b.trajectory.root_pos, atol=1e-6)
+    with pytest.raises(InputError, match="not empty"):
+        ship_run(run, shipped)
+
+
+def test_thinned_progress_keeps_every_nth_record_the_last_and_the_curve_keys():
+    lines = [json.dumps({"iteration": i, "env_steps": 10 * i, "collect_s": 0.5,
+                         "episode": {"Flip/success_rate": i / 10, "rew_joint_pos": 1.0, "Tracking/joint_pos_rmse": 0.1}})
+             for i in range(1, 11)] + ['{"iteration": 11, "env_st']
+    out = [json.loads(x) for x in thin_progress(lines, 4)]
+    assert [r["iteration"] for r in out] == [1, 5, 9, 10]
+    assert out[-1] == {"iteration": 10, "env_steps": 100,
+                       "episode": {"Flip/success_rate": 1.0, "Tracking/joint_pos_rmse": 0.1}}
