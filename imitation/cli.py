@@ -91,10 +91,16 @@ def cmd_compare(args) -> int:
 def cmd_sweep(args) -> int:
     from .sweep import milestones, sweep_run
 
-    env = None
+    import yaml
+
+    env, env_settings = None, None
     for run in args.runs:
-        if not Path(run).is_dir():
-            raise InputError(f"{run}: not a run folder")
+        if not (Path(run) / "config.yaml").is_file():
+            raise InputError(f"{run}: not a run folder (no config.yaml)")
+        # One env serves consecutive runs with the same env settings (building one takes a while).
+        settings = (yaml.safe_load((Path(run) / "config.yaml").read_text()) or {}).get("env")
+        if settings != env_settings:
+            env, env_settings = None, settings
         rows, env = sweep_run(run, episodes=args.episodes, randomize=not args.nominal, every=args.every,
                               device=args.device, seed=args.seed, clip=args.clip, env=env)
         m = milestones(rows, args.target)

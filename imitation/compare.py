@@ -65,6 +65,14 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-").lower()
 
 
+def _shown(path: Path) -> str:
+    """A path for the report: relative to the project when inside it (reports travel with the repository)."""
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
 class TrainingFailed(InputError):
     """A training process failed: the message holds the end of its log."""
 
@@ -213,7 +221,7 @@ def compare(
             rnd = evaluate(run, clip=clip, episodes=episodes, randomize=True, device=device, seed=eval_seed, env=env)
             env = rnd.env
             nom = evaluate(run, clip=clip, episodes=episodes, randomize=False, device=device, seed=eval_seed, env=env)
-            pdata.runs.append(str(run))
+            pdata.runs.append(_shown(run))
             pdata.seeds.append(seed)
             pdata.progress.append(read_progress(run_dir))
             pdata.nominal.append(nom)

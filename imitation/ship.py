@@ -17,6 +17,7 @@ from pathlib import Path
 
 from retarget.errors import InputError
 from retarget.files import atomic_path, write_text_atomic
+from retarget.robot import PROJECT_ROOT
 
 # Keys of a progress record that the report's learning curves and speed use.
 _TOP_KEYS = ("iteration", "env_steps", "wall_time", "steps_per_s", "mean_reward", "mean_episode_length", "action_std",
@@ -40,6 +41,13 @@ def thin_progress(lines: list[str], every: int) -> list[str]:
     return out
 
 
+def portable_config(text: str) -> str:
+    """The run's config with paths inside the project made project-relative (a clone elsewhere reads them)."""
+    root = str(PROJECT_ROOT) + "/"
+    return "\n".join(line.replace(": " + root, ": ", 1) if not line.lstrip().startswith("#") else line
+                     for line in text.splitlines()) + "\n"
+
+
 def ship_run(run_dir, dest, *, every: int = 5) -> Path:
     """Copy a run's exports, config, thinned progress and eval curves into `dest` (created; must not exist
     or be empty, so a shipped policy is never mixed with another's files)."""
@@ -53,11 +61,12 @@ def ship_run(run_dir, dest, *, every: int = 5) -> Path:
     if every < 1:
         raise InputError(f"--progress-every must be at least 1, got {every}")
     dest.mkdir(parents=True, exist_ok=True)
-    files = [export, run_dir / "config.yaml", *sorted(run_dir.glob("eval_curve*.json"))]
+    files = [export, *sorted(run_dir.glob("eval_curve*.json"))]
     files += [p for p in (run_dir / "exported").glob("policy.onnx*")]
     for src in files:
         with atomic_path(dest / src.name) as tmp:
             shutil.copyfile(src, tmp)
+    write_text_atomic(dest / "config.yaml", portable_config((run_dir / "config.yaml").read_text()))
     progress = run_dir / "progress.jsonl"
     if progress.is_file():
         write_text_atomic(dest / "progress.jsonl", "\n".join(thin_progress(progress.read_text().splitlines(), every)) + "\n")

@@ -96,3 +96,11 @@ def test_thinned_progress_keeps_every_nth_record_the_last_and_the_curve_keys():
     assert [r["iteration"] for r in out] == [1, 5, 9, 10]
     assert out[-1] == {"iteration": 10, "env_steps": 100,
                        "episode": {"Flip/success_rate": 1.0, "Tracking/joint_pos_rmse": 0.1}}
+
+
+def test_shipped_config_paths_are_project_relative():
+    from imitation.ship import portable_config
+    from retarget.robot import PROJECT_ROOT
+
+    text = f"clip: {PROJECT_ROOT}/clips/backflip_physical.h5\nrobot: configs/robot/go2.yaml\nother: /elsewhere/x.h5\n"
+    assert portable_config(text) == "clip: clips/backflip_physical.h5\nrobot: configs/robot/go2.yaml\nother: /elsewhere/x.h5\n"
