@@ -56,6 +56,7 @@ METRIC_INFO: dict[str, tuple[str, str, str]] = {
     "root_height_error": ("root height error", "m", ".3f"),
     "root_pos_error": ("root position error", "m", ".3f"),
     "peak_torque": ("peak |torque|", "N m", ".1f"),
+    "landing_peak_torque": ("peak |torque| from touchdown on", "N m", ".1f"),
     "rms_torque": ("RMS torque", "N m", ".2f"),
     "action_rate": ("action rate (mean sum dA^2)", "", ".3f"),
     "energy": ("mechanical energy sum|tau qd|dt", "J", ".1f"),
@@ -191,12 +192,16 @@ def quat_angle(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
     return 2.0 * np.arccos(np.clip(np.abs(np.sum(q1 * q2, axis=-1)), 0.0, 1.0))
 
 
-def longest_run(flag: np.ndarray) -> np.ndarray:
-    """(E,) length in samples of the longest run of consecutive True along axis 1, vectorized."""
+def run_lengths(flag: np.ndarray) -> np.ndarray:
+    """(E, T) length of the run of consecutive True along axis 1 that ends at each sample (0 at False)."""
     c = np.cumsum(flag, axis=1)
     # At every False the running count is frozen; subtracting the last frozen value restarts it.
-    base = np.maximum.accumulate(np.where(flag, 0, c), axis=1)
-    return (c - base).max(axis=1)
+    return c - np.maximum.accumulate(np.where(flag, 0, c), axis=1)
+
+
+def longest_run(flag: np.ndarray) -> np.ndarray:
+    """(E,) length in samples of the longest run of consecutive True along axis 1, vectorized."""
+    return run_lengths(flag).max(axis=1)
 
 
 def apex(z: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -264,6 +269,8 @@ def episode_metrics(traj: Trajectory, ref=None, thresholds: dict | None = None) 
     root_pos_error          mean |p - p_ref| of the base, world frame (m)
     effort:
     peak_torque             max |torque| over samples and joints (N m)
+    landing_peak_torque     max |torque| from the touchdown after the longest flight to the end (N m): how
+                            hard the landing is; NaN without a flight or a touchdown within the episode
     rms_torque              sqrt(mean torque^2) over samples and joints (N m)
     action_rate             mean over steps of sum over joints of (a_k - a_{k-1})^2
     energy                  sum over samples and joints of |torque * dof_vel| * dt (J)
@@ -292,7 +299,10 @@ def episode_metrics(traj: Trajectory, ref=None, thresholds: dict | None = None) 
     touched = np.logical_or.accumulate(any_foot, axis=1)
     # Airborne only after a first touchdown: the drop from the spawn height is not a flight.
     airborne = valid & ~any_foot & touched
-    out["flight_time"] = longest_run(airborne) * dt
+    run = run_lengths(airborne)
+    out["flight_time"] = run.max(axis=1) * dt
+    # Touchdown: the sample after the longest flight (its run length peaks at the flight's last sample).
+    touchdown = np.where(run.max(axis=1) > 0, run.argmax(axis=1) + 1, traj.num_steps)
 
     quat = unit_quats(traj)
     out["final_tilt_deg"] = np.degrees(tilt(_last(quat, n)))
@@ -319,6 +329,9 @@ def episode_metrics(traj: Trajectory, ref=None, thresholds: dict | None = None) 
     tau = np.where(valid[..., None], traj.torque, 0.0)
     qd = np.where(valid[..., None], traj.dof_vel, 0.0)
     out["peak_torque"] = np.abs(tau).max(axis=(1, 2))
+    after = (np.arange(traj.num_steps)[None, :] >= touchdown[:, None]) & valid
+    landing = np.where(after[..., None], np.abs(tau), -np.inf).max(axis=(1, 2))
+    out["landing_peak_torque"] = np.where(np.isfinite(landing), landing, np.nan)
     out["rms_torque"] = np.sqrt(_masked_mean(traj.torque ** 2, valid))
     da = np.diff(traj.actions, axis=1)
     step_valid = valid[:, 1:]

@@ -40,6 +40,7 @@ VERDICTS = (
     ("foot_pos_error", "tracking: foot position error", "low"),
     ("rms_torque", "torque: RMS", "low"),
     ("peak_torque", "torque: peak", "low"),
+    ("landing_peak_torque", "landing: peak torque from touchdown on", "low"),
     ("energy", "energy (mechanical work)", "low"),
 )
 

@@ -120,6 +120,23 @@ def test_spawn_drop_is_not_flight():
     assert m["flight_time"][0] == 0.0
 
 
+def test_landing_torque_counts_from_the_touchdown_after_the_longest_flight():
+    t = np.arange(0, 1.5, DT)
+    contact = np.ones((2, len(t), 4), bool)
+    contact[:, (t >= 0.40 - 1e-9) & (t < 0.86 - 1e-9)] = False     # flight 0.40-0.86 s: touchdown at 0.86 s
+    contact[:, (t >= 1.00 - 1e-9) & (t < 1.06 - 1e-9)] = False     # a short hop later does not move it
+    contact[1] = True                                              # episode 2 never leaves the ground
+    tau = np.zeros((2, len(t), 12))
+    k = lambda s: int(round(s / DT))  # noqa: E731
+    tau[:, k(0.30), 2] = -33.0        # push-off
+    tau[:, k(0.84), 5] = 30.0         # in the air, just before touchdown
+    tau[:, k(0.86), 5] = 21.0         # touchdown
+    tau[:, k(1.20), 8] = -17.0
+    m = episode_metrics(scripted(np.zeros((2, len(t))), foot_contact=contact, torque=tau))
+    assert m["peak_torque"][0] == 33.0 and m["landing_peak_torque"][0] == 21.0
+    assert m["peak_torque"][1] == 33.0 and np.isnan(m["landing_peak_torque"][1])
+
+
 def test_longest_run():
     flag = np.array([[1, 1, 0, 1, 1, 1, 0, 1], [0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1]], bool)
     np.testing.assert_array_equal(longest_run(flag), [3, 0, 8])
@@ -299,7 +316,9 @@ def test_episodes_are_independent_and_padding_is_ignored(cut):
     for k in m:
         np.testing.assert_allclose(m[k][0], ma[k][0], atol=1e-9, err_msg=k)
         np.testing.assert_allclose(m[k][1], mb[k][0], atol=1e-9, err_msg=k)
-    assert np.all(np.isfinite([v for v in m.values()]))
+    # An episode cut in the air has no landing; everything else is finite.
+    assert np.all(np.isfinite([v for k, v in m.items() if k != "landing_peak_torque"]))
+    assert np.isfinite(m["landing_peak_torque"][0])
 
 
 def test_bad_shapes_are_refused():
