@@ -95,6 +95,13 @@ class ImitationEnv(VecEnv):
         self.dr = cfg["domain_randomization"]
         self.dr_on = self.dr["enabled"]
         self.rewards = RewardSum(cfg["rewards"]["terms"], self.dt, cfg["rewards"]["scale_by_dt"])
+        if self.residual:
+            # Base of the PD target per current clip frame k: the reference joints of frame k + lead (clamped to the
+            # last frame), plus the velocity feed-forward. Made once: step() then does one row lookup.
+            nxt = (torch.arange(self.ref.num_frames, device=dev) + self.residual_lead).clamp(max=self.ref.last)
+            self._residual_base = self.ref.dof_pos[nxt]
+            if self.residual_velocity_gain:
+                self._residual_base = self._residual_base + self.residual_velocity_gain * self.ref.dof_vel[nxt]
 
         # ---- scene
         substeps = int(ecfg["substeps"])
@@ -205,7 +212,13 @@ class ImitationEnv(VecEnv):
         )
         self._fault_count = torch.zeros((), device=dev)
         self.flip = FlipStats(n, self.dt, dev)  # learning curves of the episodes starting at t = 0
-        self._reset_table = None if self.dr_on else self._reset_rows(torch.arange(self.ref.num_frames, device=dev))
+        # Reset rows of every clip frame without initial-state noise: a reset without noise (the usual case, DR on
+        # or off) only gathers rows of this table. Noise, if configured (read at each reset: evaluation switches
+        # it), is drawn per reset instead.
+        self._reset_table = self._reset_rows(torch.arange(self.ref.num_frames, device=dev), noise=False)
+        # The scene's geoms (plane and robot), which all get an env's friction ratio in one setter call.
+        self._friction_geoms = list(range(self.plane.geom_start, self.plane.geom_end)) + list(
+            range(self.robot.geom_start, self.robot.geom_end))
 
         # Touch every Genesis accessor step() uses, so that the tensor views Genesis caches on first use
         # are made here and not under rsl-rl's torch.inference_mode (such views refuse later in-place
@@ -226,10 +239,7 @@ class ImitationEnv(VecEnv):
         self.actions[:] = actions.to(self.device).clamp(-self.clip_actions, self.clip_actions)
         executed = torch.where(self.delayed[:, None], self.last_actions, self.actions) if self.any_delay else self.actions
         if self.residual:  # reference of frame k + lead, plus a velocity feed-forward against the PD damping lag
-            nxt = (self.frame + self.residual_lead).clamp(max=self.ref.last)
-            base = self.ref.dof_pos[nxt]
-            if self.residual_velocity_gain:
-                base = base + self.residual_velocity_gain * self.ref.dof_vel[nxt]
+            base = self._residual_base[self.frame.clamp(max=self.ref.last)]
         else:
             base = self.default_dof_pos
         torch.add(base, executed, alpha=self.action_scale, out=self.pd_target)
@@ -339,9 +349,9 @@ class ImitationEnv(VecEnv):
             start = torch.where(torch.rand(n, device=dev) < self.start_at_zero_fraction, 0, start)
         else:
             start = torch.zeros(n, dtype=torch.long, device=dev)
-        if self._reset_table is None:  # initial-state noise: computed per reset
+        if self.dr_on and any(self.dr["init_noise"].values()):  # initial-state noise: computed per reset
             vel, qpos, new_state, foot_contact = self._reset_rows(start)
-        else:                          # no noise: rows of the table made once for every clip frame
+        else:                                                   # no noise: rows of the table of every clip frame
             rows = start.clamp(0, self.ref.last)
             vel, qpos, new_state, foot_contact = (t[rows] for t in self._reset_table)
         # Genesis: velocities first (no forward pass), then the pose with forward kinematics.
@@ -364,15 +374,16 @@ class ImitationEnv(VecEnv):
         self.flip.reset(mask, start)
         self.episode_length_buf.masked_fill_(mask, 0)
 
-    def _reset_rows(self, start: torch.Tensor):
-        """Reset state at clip frames `start` (k,), with initial-state noise if randomizing: Genesis dof
-        velocities (k, n_dofs), qpos (k, n_qs), the packed state buffer rows (k, width) and foot contacts."""
+    def _reset_rows(self, start: torch.Tensor, noise: bool = True):
+        """Reset state at clip frames `start` (k,), with initial-state noise if randomizing (and `noise`): Genesis
+        dof velocities (k, n_dofs), qpos (k, n_qs), the packed state buffer rows (k, width) and foot contacts."""
         k, dev = len(start), self.device
         ref = self.ref.frame(start)
         pos, quat, lin_vel, ang_vel_b = ref.root_pos, ref.root_quat, ref.lin_vel, ref.ang_vel_b
         dof_pos, dof_vel = ref.dof_pos, ref.dof_vel
         if self.dr_on:
-            pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel = self._init_noise(pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel)
+            pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel = self._init_noise(
+                pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel, self.dr["init_noise"] if noise else {})
         # Genesis: free-base dofs 0-2 take the world linear velocity, 3-5 the BODY angular velocity.
         vel = torch.zeros(k, self.robot.n_dofs, device=dev)
         vel[:, 0:3], vel[:, 3:6] = lin_vel, ang_vel_b
@@ -389,17 +400,19 @@ class ImitationEnv(VecEnv):
         )
         return vel, qpos, new_state, ref.foot_contact
 
-    def _init_noise(self, pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel):
-        s = self.dr["init_noise"]
-        rn = lambda x, std: x + std * torch.randn_like(x)  # noqa: E731
-        rotvec = s["root_rot"] * torch.randn_like(pos)
-        angle = torch.linalg.vector_norm(rotvec, dim=-1, keepdim=True)
-        axis = rotvec / angle.clamp_min(1e-9)
-        dq = torch.cat([torch.cos(angle / 2), axis * torch.sin(angle / 2)], dim=-1)
-        quat = quat_mul(dq, quat)
-        dof_pos = torch.max(torch.min(rn(dof_pos, s["dof_pos"]), self.dof_upper), self.dof_lower)
-        return (rn(pos, s["root_pos"]), quat, rn(lin_vel, s["root_lin_vel"]), rn(ang_vel_b, s["root_ang_vel"]),
-                dof_pos, rn(dof_vel, s["dof_vel"]))
+    def _init_noise(self, pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel, stds: dict):
+        """Gaussian noise of standard deviations `stds` (a missing or zero one: none, and no draw) on the reset
+        state; joint positions clamped to their limits in any case."""
+        rn = lambda x, name: x + stds[name] * torch.randn_like(x) if stds.get(name) else x  # noqa: E731
+        if stds.get("root_rot"):
+            rotvec = stds["root_rot"] * torch.randn_like(pos)
+            angle = torch.linalg.vector_norm(rotvec, dim=-1, keepdim=True)
+            axis = rotvec / angle.clamp_min(1e-9)
+            dq = torch.cat([torch.cos(angle / 2), axis * torch.sin(angle / 2)], dim=-1)
+            quat = quat_mul(dq, quat)
+        dof_pos = torch.max(torch.min(rn(dof_pos, "dof_pos"), self.dof_upper), self.dof_lower)
+        return (rn(pos, "root_pos"), quat, rn(lin_vel, "root_lin_vel"), rn(ang_vel_b, "root_ang_vel"),
+                dof_pos, rn(dof_vel, "dof_vel"))
 
     def _randomize(self, mask: torch.Tensor) -> None:
         """Domain randomization of the envs being reset (indexes them: one host sync)."""
@@ -410,13 +423,14 @@ class ImitationEnv(VecEnv):
         dev, d = self.device, self.dr
         u = lambda lo_hi, *shape: lo_hi[0] + (lo_hi[1] - lo_hi[0]) * torch.rand(k, *shape, device=dev)  # noqa: E731
         friction = u(d["friction"], 1)
-        self.robot.set_friction_ratio(friction.expand(k, self.robot.n_links), list(range(self.robot.n_links)), idx)
-        self.plane.set_friction_ratio(friction.expand(k, self.plane.n_links), list(range(self.plane.n_links)), idx)
+        # One solver call for the geoms of both entities (what set_friction_ratio of each does, in one kernel).
+        geoms = self._friction_geoms
+        self.rigid_solver.set_geoms_friction_ratio(friction.expand(k, len(geoms)), geoms, idx)
         self.robot.set_links_mass(self.base_mass + u(d["added_base_mass"], 1), [self.base_link_idx], idx)
-        self.kp_env[idx] = self.kp * u(d["kp_scale"], 1)
-        self.kd_env[idx] = self.kd * u(d["kd_scale"], 1)
-        self.robot.set_dofs_kp(self.kp_env[idx].expand(k, 12), self.dof_idx_list, idx)
-        self.robot.set_dofs_kv(self.kd_env[idx].expand(k, 12), self.dof_idx_list, idx)
+        kp, kd = self.kp * u(d["kp_scale"], 1), self.kd * u(d["kd_scale"], 1)
+        self.kp_env[idx], self.kd_env[idx] = kp, kd
+        self.robot.set_dofs_kp(kp.expand(k, 12), self.dof_idx_list, idx)
+        self.robot.set_dofs_kv(kd.expand(k, 12), self.dof_idx_list, idx)
         if d["action_latency_probability"] > 0:
             delayed = torch.rand(k, device=dev) < d["action_latency_probability"]
             self.delayed[idx] = delayed | bool(self.cfg["env"]["action_latency"])

@@ -57,18 +57,17 @@ class Reference:
         self.foot_contact = torch.as_tensor(clip.foot_contact, device=self.device).bool()
         self.last = self.num_frames - 1
         # All fields of a frame in one row, so a batched lookup is a single gather.
-        parts = [getattr(self, f.name).reshape(self.num_frames, -1).float() for f in fields(RefFrame)]
+        self._names = [f.name for f in fields(RefFrame)]
+        parts = [getattr(self, name).reshape(self.num_frames, -1).float() for name in self._names]
         self._widths = [p.shape[1] for p in parts]
         self._table = torch.cat(parts, dim=1)
 
     def frame(self, idx: torch.Tensor) -> RefFrame:
         """Reference at integer frame indices (n,), clamped to [0, last]."""
         rows = self._table[idx.clamp(0, self.last)]
-        cols = torch.split(rows, self._widths, dim=1)
-        n = len(idx)
-        out = {}
-        for f, c in zip(fields(RefFrame), cols):
-            out[f.name] = c.view(n, 4, 3) if f.name == "foot_pos" else c.squeeze(1) if f.name == "time" else c
+        out = dict(zip(self._names, torch.split(rows, self._widths, dim=1)))
+        out["time"] = out["time"].squeeze(1)
+        out["foot_pos"] = out["foot_pos"].view(len(idx), 4, 3)
         out["foot_contact"] = out["foot_contact"] > 0.5
         return RefFrame(**out)
 
