@@ -70,8 +70,14 @@ def sweep_run(run_dir, *, episodes: int = 100, randomize: bool = True, every: in
     ckpts = checkpoints(run_dir, every)
     _, info = load_policy(ckpts[-1][1], device)
     per_it = env_steps_per_iteration(run_dir, info["config"])
+    # Rows of an earlier sweep with the same settings are kept (evaluation is deterministic), so a sweep
+    # can follow a training that is still running.
+    done = {r["iteration"]: r for r in _earlier_rows(run_dir, episodes, randomize, seed, clip)}
     rows = []
     for n, path in ckpts:
+        if n in done:
+            rows.append(done[n])
+            continue
         res = evaluate(path, clip=clip, episodes=episodes, randomize=randomize, device=device, seed=seed, env=env)
         env = res.env
         s = res.summary
@@ -83,9 +89,19 @@ def sweep_run(run_dir, *, episodes: int = 100, randomize: bool = True, every: in
             f"pitch {row['pitch_rotation_deg_mean']:.0f} deg, joint RMSE {row['joint_rmse_mean']:.3f} rad")
     if write:
         doc = {"run": str(run_dir), "episodes": episodes, "randomize": randomize, "seed": seed,
-               "env_steps_per_iteration": per_it, "rows": rows}
+               "clip": None if clip is None else str(clip), "env_steps_per_iteration": per_it, "rows": rows}
         write_text_atomic(run_dir / curve_name(randomize), json.dumps(doc, indent=1) + "\n")
     return rows, env
+
+
+def _earlier_rows(run_dir: Path, episodes: int, randomize: bool, seed: int, clip) -> list[dict]:
+    p = run_dir / curve_name(randomize)
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    same = (doc.get("episodes"), doc.get("seed"), doc.get("clip")) == (episodes, seed, None if clip is None else str(clip))
+    return list(doc.get("rows", [])) if same else []
 
 
 def _finite(v):

@@ -76,6 +76,15 @@ def test_sweep_of_a_tiny_run_agrees_with_eval(env, env_config_path, tmp_path):
         assert r["joint_rmse_mean"] == pytest.approx(res.summary["joint_rmse_mean"], abs=1e-9)
         assert r["pitch_rotation_deg_mean"] == pytest.approx(res.summary["pitch_rotation_deg_mean"], abs=1e-9)
     assert read_curve(run, randomize=False) == rows and read_curve(run) == []
+    # A second sweep keeps the rows it already has (a sweep can follow a running training): a marked row survives.
+    marked = json.loads((run / "eval_curve_nominal.json").read_text())
+    marked["rows"][0]["successes"] = 99
+    (run / "eval_curve_nominal.json").write_text(json.dumps(marked))
+    again, _ = sweep_run(run, episodes=8, randomize=False, env=env, log=lambda *a: None)
+    assert again[0]["successes"] == 99 and again[1] == rows[1]
+    again, _ = sweep_run(run, episodes=4, randomize=False, env=env, log=lambda *a: None)  # other settings: redone
+    assert again[0]["episodes"] == 4 and again[0]["successes"] <= 4
+    sweep_run(run, episodes=8, randomize=False, env=env, log=lambda *a: None)
     # A shipped policy folder (policy.pt beside its config.yaml) evaluates like the run's export.
     shipped = ship_run(run, tmp_path / "shipped", every=1)
     assert {p.name for p in shipped.iterdir()} >= {"policy.pt", "config.yaml", "progress.jsonl",
