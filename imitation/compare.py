@@ -191,7 +191,7 @@ def compare(
             raise InputError(f"{clip}: reference clip not found")
     if runs:
         groups = group_runs(runs)
-        settings["runs"] = [str(r) for r in runs]
+        settings["runs"] = [_shown(Path(r)) for r in runs]
     else:
         if budget is not None and iterations is not None:
             raise InputError("give --budget or --iterations, not both")
@@ -241,7 +241,7 @@ def compare(
     if len(clip_paths) > 1:
         notes.append(f"the policies were evaluated against different clips: {sorted(clip_paths)}")
     clip = read_clip(sorted(clip_paths)[0], load_robot())
-    settings["clip"] = sorted(clip_paths)[0]
+    settings["clip"] = _shown(Path(sorted(clip_paths)[0]))
 
     video_path = None
     if video:
