@@ -283,9 +283,13 @@ def train(
             overrides["seed"] = int(seed)
         cfg = config_mod.load_config(config_path, overrides)
         if cfg["clip"] is not None:
+            from retarget.clip import read_clip
+            from retarget.robot import load_robot
+
             from .env import resolve_path
 
             cfg["clip"] = str(resolve_path(cfg["clip"]).resolve())
+            read_clip(cfg["clip"], load_robot(resolve_path(cfg["robot"])))  # bad input fails before a run folder exists
         stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         run_dir = Path(runs_dir) / cfg["experiment"] / (stamp + (f"_{run_name}" if run_name else ""))
     if env is not None:

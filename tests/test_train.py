@@ -12,6 +12,7 @@ import yaml
 
 from imitation import config as config_mod
 from imitation.train import train
+from retarget.errors import InputError
 
 pytestmark = pytest.mark.genesis
 
@@ -67,3 +68,12 @@ def test_interrupt_and_resume(env, env_config_path, tmp_path, monkeypatch):
     assert final["iter"] == 5
     assert final["infos"]["config"] == stopped["infos"]["config"]
     assert _progress(run)[2]["env_steps"] > _progress(run)[1]["env_steps"]
+
+
+def test_a_bad_clip_fails_before_a_run_folder_exists(tmp_path):
+    bad = tmp_path / "broken.h5"
+    bad.write_bytes(b"not hdf5")
+    for clip in (bad, tmp_path / "missing.h5"):
+        with pytest.raises(InputError, match=clip.name):
+            train("configs/imitation_backflip.yaml", clip=clip, runs_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
