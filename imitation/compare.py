@@ -65,6 +65,12 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-").lower()
 
 
+def _experiment(config_path: Path) -> str:
+    from . import config as config_mod
+
+    return str(config_mod.load_config(config_path)["experiment"])
+
+
 def _shown(path: Path) -> str:
     """A path for the report: relative to the project when inside it (reports travel with the repository)."""
     try:
@@ -204,6 +210,10 @@ def compare(
         t0 = time.time()
         groups = train_runs(out, configs, seeds, budget=budget, iterations=iterations, num_envs=num_envs,
                             device=device, jobs=jobs, clip=clip)
+        # Named by their experiments, as runs given with --runs are: the same report either way.
+        names = {label: _experiment(configs[label]) for label in groups}
+        if len(set(names.values())) == len(names):
+            groups = {names[label]: members for label, members in groups.items()}
         settings["training_wall_s"] = round(time.time() - t0, 1)
 
     # ---- evaluation (one env per policy, built with domain randomization so that it serves both conditions)
