@@ -14,7 +14,7 @@ starts, so machine load hits all of them alike):
   same process.
 - ppo: one iteration of rsl-rl's OnPolicyRunner at the config's PPO settings (24 steps/env, 5 epochs x
   4 mini-batches by default) on the imitation env, split into rollout collection and update (the
-  update on one torch thread, as `imitation train` does by default).
+  update on every core, as `imitation train` does by default; `update_threads` in the result).
 
 Every timed block starts from a fresh reset of all envs (reference state initialization as in
 training) after one untimed step, so floor and env see the same kind of states. Reported: env-steps/s
@@ -87,11 +87,95 @@ def time_env(env, actions: torch.Tensor) -> float:
     return env.num_envs * (len(actions) - 1) / elapsed
 
 
+# Parts of step() timed by `breakdown`: (label, owner attribute path, method). Genesis calls first.
+_PARTS = (
+    ("physics (scene.step)", "scene", "step"),
+    ("genesis: PD targets", "robot", "control_dofs_position"),
+    ("genesis: reset pose (set_qpos + FK)", "robot", "set_qpos"),
+    ("genesis: reset velocities", "robot", "set_dofs_velocity"),
+    ("genesis: redraw friction", "rigid_solver", "set_geoms_friction_ratio"),
+    ("genesis: redraw base mass", "robot", "set_links_mass"),
+    ("genesis: redraw kp", "robot", "set_dofs_kp"),
+    ("genesis: redraw kd", "robot", "set_dofs_kv"),
+    ("state read (genesis getters + derived)", "", "_read_state"),
+    ("rewards", "rewards", "__call__"),
+    ("terminations", "", "_terminations"),
+    ("logging", "", "_log"),
+    ("reset (all of it)", "", "_reset"),
+    ("observations", "", "_observations"),
+)
+
+
+def breakdown(env, actions: torch.Tensor) -> dict[str, float]:
+    """Milliseconds per step() spent in each part of it (`_PARTS`; "reset (all of it)" includes the Genesis reset
+    and redraw calls listed above it), timed by wrapping the methods of this env instance for one run of `actions`,
+    and the step's total. The wrappers add a few microseconds per call: use the side-by-side ratios for speed."""
+    timers: dict[str, float] = {}
+    patched = []
+
+    def wrap(owner, method: str, label: str):
+        inner = getattr(owner, method)
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                timers[label] = timers.get(label, 0.0) + time.perf_counter() - t0
+
+        if method == "__call__":  # a callable object (the env's RewardSum): wrap it where the env holds it
+            setattr(env, "rewards", _CallableProxy(owner, timed))
+            patched.append((env, "rewards", owner))
+        else:
+            setattr(owner, method, timed)
+            patched.append((owner, method, None))
+
+    _fresh_start(env)
+    env.step(actions[0])
+    for label, owner, method in _PARTS:
+        wrap(getattr(env, owner) if owner else env, method, label)
+    try:
+        t0 = time.perf_counter()
+        for a in actions[1:]:
+            env.step(a)
+        total = time.perf_counter() - t0
+    finally:
+        for owner, method, original in reversed(patched):
+            if original is not None:
+                setattr(owner, method, original)
+            else:
+                delattr(owner, method)  # the instance attribute shadowed the class's method
+    steps = len(actions) - 1
+    out = {label: 1e3 * timers.get(label, 0.0) / steps for label, _, _ in _PARTS}
+    out["step() total"] = 1e3 * total / steps
+    return out
+
+
+class _CallableProxy:
+    """Stands for a callable object (the env's RewardSum) with a timed __call__, its attributes passed through."""
+
+    def __init__(self, inner, call):
+        self._inner, self._call = inner, call
+
+    def __call__(self, *args, **kwargs):
+        return self._call(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def format_breakdown(name: str, n: int, parts: dict[str, float]) -> str:
+    total = parts["step() total"]
+    lines = [f"where the {name} env's step() time goes, {n} envs (ms per step; % of the step):"]
+    lines += [f"  {label:<42} {ms:7.3f} {100 * ms / total:5.1f}%" for label, ms in parts.items() if ms > 0]
+    return "\n".join(lines)
+
+
 class PPOTimer:
     """An OnPolicyRunner on `env` (no run folder); `iteration()` runs one PPO iteration and returns
     (collect seconds, update seconds), as the runner itself measures them."""
 
-    def __init__(self, env, cfg: dict, update_threads: int = 1):
+    def __init__(self, env, cfg: dict, update_threads: int | None = None):
         from .train import Runner, rsl_rl_config
 
         train_cfg = rsl_rl_config(cfg)
@@ -126,11 +210,13 @@ def measure(
     ppo: bool = True,
     ppo_cfg: dict | None = None,
     seed: int = 0,
+    parts: bool = False,
     log=print,
 ) -> dict:
     """Benchmark already built envs (same num_envs); returns one result row (see `run`).
 
     `ppo_cfg`: the config whose `ppo` section the PPO iteration uses (default: the imitation env's).
+    `parts`: also time the parts of each env's step() once (`breakdown`), after the repetitions.
     The caller's torch RNG state is restored afterwards.
     """
     n = imitation_env.num_envs
@@ -158,10 +244,18 @@ def measure(
             log(f"  [{n} envs] repetition {r + 1}/{repeats}: "
                 + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in samples.items())
                 + (f", ppo collect {ppo_times[-1][0]:.2f} s update {ppo_times[-1][1]:.2f} s" if ppo_times else ""))
+        breakdowns = {}
+        if parts:
+            actions = torch.randn(steps + 1, n, 12, device=imitation_env.device)
+            for name, env in envs.items():
+                breakdowns[name] = breakdown(env, actions)
+                log(format_breakdown(name, n, breakdowns[name]))
         _fresh_start(imitation_env)
         if reward_env is not None:
             _fresh_start(reward_env)
     row: dict = {"num_envs": n, "steps": steps, "repeats": repeats}
+    if breakdowns:
+        row["breakdown_ms"] = breakdowns
     row["steps_per_s"] = {k: statistics.median(v) for k, v in samples.items()}
     row["ratios"] = {k: statistics.median(v) for k, v in ratios.items()}
     row["samples"] = {**samples, **ratios}
@@ -171,6 +265,7 @@ def measure(
         shares = [u / (c + u) for c, u in ppo_times]
         row["ppo"] = {
             "steps_per_env": timer.steps_per_env,
+            "update_threads": timer.runner.update_threads,
             "collect_s": collect,
             "update_s": update,
             "iteration_s": collect + update,
@@ -190,6 +285,7 @@ def run(
     json_path: str | Path | None = None,
     configs: dict[str, str] | None = None,
     clip: str | Path | None = None,
+    parts: bool = False,
     log=print,
 ) -> dict:
     """Build the imitation and the reward-only env at each env count and benchmark them.
@@ -211,7 +307,7 @@ def run(
             tmp = tempfile.TemporaryDirectory(prefix="imitation_bench_")
             clip = _retarget_default(Path(tmp.name) / "backflip.h5")
             log(f"{missing[0]}: its clip is missing; using the bundled keyframe backflip retargeted to {clip}")
-    report = {"settings": {"num_envs": list(num_envs), "steps": steps, "repeats": repeats, "ppo": ppo,
+    report = {"settings": {"num_envs": list(num_envs), "steps": steps, "repeats": repeats, "ppo": ppo, "parts": parts,
                            "configs": configs, "torch_threads": torch.get_num_threads()},
               "targets": TARGETS, "results": []}
     for n in num_envs:
@@ -222,7 +318,7 @@ def run(
             t0 = time.perf_counter()
             envs[name] = ImitationEnv(cfg)
             log(f"built {name} env, {n} envs ({time.perf_counter() - t0:.0f} s)")
-        row = measure(envs["imitation"], envs.get("reward"), steps=steps, repeats=repeats, ppo=ppo, log=log)
+        row = measure(envs["imitation"], envs.get("reward"), steps=steps, repeats=repeats, ppo=ppo, parts=parts, log=log)
         report["results"].append(row)
         # Genesis keeps built scenes alive; drop our references so their buffers can go.
         for env in envs.values():
@@ -263,6 +359,9 @@ def format_table(report: dict) -> str:
             f"{fmt(p.get('collect_s'), 10, '.2f')}s {fmt(p.get('update_s'), 5, '.2f')}s {fmt(p.get('update_share'), 5, '.0%')} | "
             f"{fmt(p.get('iteration_steps_per_s'), 10, ',.0f')}"
         )
+    threads = sorted({row["ppo"]["update_threads"] for row in report["results"] if "ppo" in row})
+    if threads:
+        lines.append(f"PPO update on {'/'.join(map(str, threads))} torch thread(s), the rollout on 1")
     lines.append(f"targets: env >= {TARGETS['ratio_imitation']} x floor, reward-only likewise, "
                  f"PPO update <= {TARGETS['ppo_update_share']:.0%} of an iteration")
     return "\n".join(lines)

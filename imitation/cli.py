@@ -184,7 +184,8 @@ def cmd_bench(args) -> int:
         raise SystemExit(f"imitation bench: --num-envs takes comma-separated integers, got {args.num_envs!r}")
     if not num_envs or min(num_envs) < 1 or args.steps < 1 or args.repeats < 1:
         raise SystemExit("imitation bench: --num-envs, --steps and --repeats must be positive")
-    run(num_envs, steps=args.steps, repeats=args.repeats, ppo=not args.no_ppo, json_path=args.json, clip=args.clip)
+    run(num_envs, steps=args.steps, repeats=args.repeats, ppo=not args.no_ppo, json_path=args.json, clip=args.clip,
+        parts=args.parts)
     return 0
 
 
@@ -212,8 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", default=None, help="run folder or checkpoint to continue")
     t.add_argument("--name", default=None, help="suffix of the run folder name")
     t.add_argument("--runs-dir", default="runs", help="where runs are written (default: runs/)")
-    t.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads for the PPO update (default 1; more only when nothing else runs)")
+    t.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads for the PPO update (default: all cores; give each of several trainings "
+                        "running side by side its share, e.g. 1 for two on 2 cores)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="score a policy: deterministic flips from t = 0, nominal or randomized")
@@ -323,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "the bundled keyframe backflip retargeted to a temporary file)")
     b.add_argument("--no-ppo", action="store_true", help="skip the PPO iteration")
     b.add_argument("--json", default=None, help="write the results here")
+    b.add_argument("--parts", action="store_true",
+                   help="also show where each env's step() time goes (physics, Genesis calls, our tensor code)")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -86,6 +86,8 @@ class TrainingFailed(InputError):
 def train_runs(out: Path, configs: dict[str, Path], seeds, *, budget=None, iterations=None, num_envs=None,
                device="cpu", jobs: int = 1, clip=None) -> dict[str, list[tuple[int, Path]]]:
     """Train every (policy, seed) in its own `imitation train` process; returns label -> [(seed, run dir)]."""
+    from .train import cpu_cores
+
     runs_dir, logs = out / "runs", out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     todo = []
@@ -99,6 +101,8 @@ def train_runs(out: Path, configs: dict[str, Path], seeds, *, budget=None, itera
                 cmd += ["--num-envs", str(num_envs)]
             if clip is not None:
                 cmd += ["--clip", str(Path(clip).resolve())]
+            if device == "cpu":  # the runs side by side share the cores out for their updates
+                cmd += ["--threads", str(max(1, cpu_cores() // max(1, jobs)))]
             todo.append((label, seed, name, cmd, its, steps))
     result: dict[str, list[tuple[int, Path]]] = {label: [] for label in configs}
     running: list = []

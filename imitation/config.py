@@ -251,6 +251,9 @@ SCHEMA = Section(
         kp_scale=Range([0.8, 1.2]),
         kd_scale=Range([0.8, 1.2]),
         action_latency_probability=Num(0.0),    # share of envs with one-step latency (resampled at reset)
+        # Mean number of control steps between redraws of friction, base mass and kp / kd for the envs that reset
+        # inside step() (1: at every reset). reset_envs() always redraws.
+        physics_redraw_every=Int(10, min=1),
         init_noise=Section(                     # standard deviations added to the initial state
             root_pos=Num(0.0), root_rot=Num(0.0), root_lin_vel=Num(0.0), root_ang_vel=Num(0.0),
             dof_pos=Num(0.0), dof_vel=Num(0.0),

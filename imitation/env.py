@@ -15,6 +15,7 @@ future reference frames); the critic group optionally adds privileged state.
 from __future__ import annotations
 
 import math
+import random
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,8 @@ class ImitationEnv(VecEnv):
         self.start_at_zero_fraction = float(cfg["reset"]["start_at_zero_fraction"])
         self.dr = cfg["domain_randomization"]
         self.dr_on = self.dr["enabled"]
+        # Decides which steps redraw physics at their resets (see _randomize); seeded for reproducible runs.
+        self._redraw_rng = random.Random(cfg.get("seed"))
         self.rewards = RewardSum(cfg["rewards"]["terms"], self.dt, cfg["rewards"]["scale_by_dt"])
         if self.residual:
             # Base of the PD target per current clip frame k: the reference joints of frame k + lead (clamped to the
@@ -197,7 +200,8 @@ class ImitationEnv(VecEnv):
         self.delayed = torch.full((n,), bool(ecfg["action_latency"]), dtype=torch.bool, device=dev)
         self.any_delay = bool(ecfg["action_latency"]) or (self.dr_on and self.dr["action_latency_probability"] > 0)
         self.episode_sums = z(len(self.rewards.names))
-        self.phase_divisors = torch.tensor([1.0, 0.5, 0.25], dtype=f32, device=dev)
+        # The phase encoding of every frame a training episode reaches: a lookup per step instead of computing it.
+        self._phase_table = self._phase_encoding(torch.arange(self.max_episode_length + 1, device=dev))
         self.gravity = torch.tensor([0.0, 0.0, -1.0], dtype=f32, device=dev).expand(n, 3)
         self.extras: dict = {}
         self.termination_reasons = torch.zeros(n, len(TERMINATIONS), dtype=torch.bool, device=dev)
@@ -262,7 +266,7 @@ class ImitationEnv(VecEnv):
 
         # 3. rewards (zero for envs whose physics failed)
         terms = torch.nan_to_num(self.rewards(self.state(), ref), nan=0.0, posinf=0.0, neginf=0.0)
-        terms = torch.where(fault[:, None], torch.zeros_like(terms), terms)
+        terms.masked_fill_(fault[:, None], 0.0)
         rewards = terms.sum(-1)
         self.episode_sums += terms
         self.termination_reasons = reasons
@@ -271,7 +275,7 @@ class ImitationEnv(VecEnv):
         # on a GPU that test would be a host sync, and the masked reset of no env is cheap there.)
         self._log(ref, dones, reasons, time_out, fault, orientation_error)
         if self.device.type != "cpu" or bool(dones.any()):
-            self._reset(dones)
+            self._reset(dones, redraw_physics=self._redraw_rng.random() * self.dr["physics_redraw_every"] < 1.0)
         self.obs = self._observations()
         self.last_actions[:] = self.actions
         self.extras["time_outs"] = time_out.to(torch.float32)
@@ -329,7 +333,8 @@ class ImitationEnv(VecEnv):
     # ------------------------------------------------------------------ reset
 
     def reset_envs(self, mask: torch.Tensor, frames: torch.Tensor | None = None) -> TensorDict:
-        """Reset the envs in `mask` (n,) bool, at clip `frames` (n,) if given; returns the observations."""
+        """Reset the envs in `mask` (n,) bool, at clip `frames` (n,) if given (new physics for all of them, with
+        domain randomization); returns the observations."""
         self._reset(mask, frames)
         self.obs = self._observations()
         return self.obs
@@ -338,8 +343,9 @@ class ImitationEnv(VecEnv):
         """(n, n_terms) weighted reward terms of the current state against the current frame."""
         return self.rewards(self.state(), self.ref.frame(self.frame))
 
-    def _reset(self, mask: torch.Tensor, frames: torch.Tensor | None = None) -> None:
-        """Reset the envs in `mask` (n,) bool to the reference state at a sampled clip frame."""
+    def _reset(self, mask: torch.Tensor, frames: torch.Tensor | None = None, redraw_physics: bool = True) -> None:
+        """Reset the envs in `mask` (n,) bool to the reference state at a sampled clip frame (with domain
+        randomization: new physics if `redraw_physics`, else the envs keep theirs)."""
         n, dev = self.num_envs, self.device
         # Start frames: uniform over the clip (RSI) with a share at t = 0.
         if frames is not None:
@@ -358,7 +364,7 @@ class ImitationEnv(VecEnv):
         self.robot.set_dofs_velocity(vel, envs_idx=mask, skip_forward=True)
         self.robot.set_qpos(qpos, envs_idx=mask, zero_velocity=False)
         if self.dr_on:
-            self._randomize(mask)
+            self._randomize(mask, redraw_physics)
 
         # Buffers of the reset envs from the state just written (no read-back needed).
         m = mask[:, None]
@@ -414,14 +420,26 @@ class ImitationEnv(VecEnv):
         return (rn(pos, "root_pos"), quat, rn(lin_vel, "root_lin_vel"), rn(ang_vel_b, "root_ang_vel"),
                 dof_pos, rn(dof_vel, "dof_vel"))
 
-    def _randomize(self, mask: torch.Tensor) -> None:
-        """Domain randomization of the envs being reset (indexes them: one host sync)."""
+    def _randomize(self, mask: torch.Tensor, redraw_physics: bool = True) -> None:
+        """Domain randomization of the envs being reset (indexes them: one host sync).
+
+        The action latency is drawn at every reset. Friction, base mass and kp / kd only if `redraw_physics`: an env
+        that resets without keeps the values of its previous episode, themselves a draw from the same ranges, so every
+        episode still runs with randomized physics. The redraw is what costs: Genesis recomputes the inverse weights of
+        the trees whose mass changes, about 0.4 ms plus 0.08 ms per env on one CPU core, which at every reset was 40%
+        of step()'s time over the physics (#6). step() redraws on a random 1 in `physics_redraw_every` of its steps,
+        drawn per step and not per env, so the envs whose episodes end in lockstep are not left out."""
         idx = mask.nonzero(as_tuple=False).squeeze(-1)
         k = len(idx)
         if k == 0:
             return
         dev, d = self.device, self.dr
         u = lambda lo_hi, *shape: lo_hi[0] + (lo_hi[1] - lo_hi[0]) * torch.rand(k, *shape, device=dev)  # noqa: E731
+        if d["action_latency_probability"] > 0:
+            delayed = torch.rand(k, device=dev) < d["action_latency_probability"]
+            self.delayed[idx] = delayed | bool(self.cfg["env"]["action_latency"])
+        if not redraw_physics:
+            return
         friction = u(d["friction"], 1)
         # One solver call for the geoms of both entities (what set_friction_ratio of each does, in one kernel).
         geoms = self._friction_geoms
@@ -431,16 +449,21 @@ class ImitationEnv(VecEnv):
         self.kp_env[idx], self.kd_env[idx] = kp, kd
         self.robot.set_dofs_kp(kp.expand(k, 12), self.dof_idx_list, idx)
         self.robot.set_dofs_kv(kd.expand(k, 12), self.dof_idx_list, idx)
-        if d["action_latency_probability"] > 0:
-            delayed = torch.rand(k, device=dev) < d["action_latency_probability"]
-            self.delayed[idx] = delayed | bool(self.cfg["env"]["action_latency"])
 
     # ------------------------------------------------------------------ observations
 
+    def _phase_encoding(self, frame: torch.Tensor) -> torch.Tensor:
+        """(n, 6): phase = pi * t / episode length, t the clip time of `frame` (n,), encoded as sin, cos of phase,
+        phase/2, phase/4 (the Genesis backflip example's clock)."""
+        phase = (frame * (math.pi * self.dt / self.episode_length_s))[:, None] * torch.tensor(
+            [1.0, 0.5, 0.25], device=self.device)
+        return torch.stack([torch.sin(phase), torch.cos(phase)], dim=-1).reshape(len(frame), 6)
+
     def _observations(self) -> TensorDict:
-        # phase = pi * t / episode length, t the clip time: encoded as sin, cos of phase, phase/2, phase/4
-        phase = (self.frame * (math.pi * self.dt / self.episode_length_s))[:, None] * self.phase_divisors
-        phase_enc = torch.stack([torch.sin(phase), torch.cos(phase)], dim=-1).reshape(self.num_envs, 6)
+        if self.max_episode_length < len(self._phase_table):
+            phase_enc = self._phase_table[self.frame.clamp(max=self.max_episode_length)]
+        else:  # evaluation or rendering runs episodes past the training length
+            phase_enc = self._phase_encoding(self.frame)
         last = self.actions if self.obs_last_actions_current else self.last_actions
         parts = [
             self.base_ang_vel_b * 0.25,         # 3
@@ -487,7 +510,6 @@ class ImitationEnv(VecEnv):
         n_fault = fault.sum().to(torch.float32)
         self._fault_count += n_fault
         self.stats.add_counts(n_fault[None])
-        ok = (~fault).to(torch.float32)
         errors = torch.stack(
             [
                 torch.sqrt(torch.mean(torch.square(self.dof_pos - ref.dof_pos), dim=-1)),
@@ -497,8 +519,8 @@ class ImitationEnv(VecEnv):
             ],
             dim=-1,
         )
-        errors = torch.where(fault[:, None], torch.zeros_like(errors), errors)  # NaN * 0 is NaN
-        self.stats.add_step(ok @ errors / ok.sum().clamp(min=1))
+        errors.masked_fill_(fault[:, None], 0.0)  # (not a product with 0: NaN * 0 is NaN)
+        self.stats.add_step(errors.sum(0) / (self.num_envs - n_fault).clamp(min=1))  # mean over the envs without faults
         self.flip.step(self.base_ang_vel_b[:, 1], self.body_contact_now, torch.square(errors[:, 0]), errors[:, 2])
         self.flip.end(dones, time_out, self.projected_gravity, self.base_pos[:, 2], self.foot_contact)
         window = self.stats.tick()

@@ -62,6 +62,8 @@ class FlipStats:
             base_height: torch.Tensor, feet_down: torch.Tensor) -> None:
         """Score the episodes ending now (`dones`), from the final state, before the envs are reset."""
         ended = dones & self.from_zero
+        if ended.device.type == "cpu" and not bool(ended.any()):  # most steps on CPU, where the test is free
+            return
         pitch, contact, joint_sq, orient, steps = self.acc.unbind(-1)
         steps = steps.clamp(min=1.0)
         up = -projected_gravity[:, 2]                    # cos of the tilt

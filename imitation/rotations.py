@@ -6,21 +6,34 @@ import torch
 
 
 def quat_conj(q: torch.Tensor) -> torch.Tensor:
-    return torch.cat([q[..., :1], -q[..., 1:]], dim=-1)
+    return q * q.new_tensor([1.0, -1.0, -1.0, -1.0])
+
+
+def _hamilton_table(device, dtype) -> torch.Tensor:
+    """(16, 4) T with quat_mul(a, b) = (a outer b).flatten() @ T: the Hamilton product as one matrix product,
+    4 torch calls instead of ~30 elementwise ones (the env calls it every step on small batches, where the
+    cost is per call and not per element)."""
+    key = (device, dtype)
+    if key not in _HAMILTON:
+        t = torch.zeros(4, 4, 4, dtype=dtype)
+        # (component of a, component of b) -> (sign, component of the product), w x y z
+        for (i, j), (sign, k) in {
+            (0, 0): (1, 0), (1, 1): (-1, 0), (2, 2): (-1, 0), (3, 3): (-1, 0),
+            (0, 1): (1, 1), (1, 0): (1, 1), (2, 3): (1, 1), (3, 2): (-1, 1),
+            (0, 2): (1, 2), (1, 3): (-1, 2), (2, 0): (1, 2), (3, 1): (1, 2),
+            (0, 3): (1, 3), (1, 2): (1, 3), (2, 1): (-1, 3), (3, 0): (1, 3),
+        }.items():
+            t[i, j, k] = sign
+        _HAMILTON[key] = t.reshape(16, 4).to(device)
+    return _HAMILTON[key]
+
+
+_HAMILTON: dict = {}
 
 
 def quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        dim=-1,
-    )
+    outer = (a.unsqueeze(-1) * b.unsqueeze(-2)).flatten(-2)
+    return outer @ _hamilton_table(outer.device, outer.dtype)
 
 
 def quat_rotate(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -193,3 +193,63 @@ def test_episode_log_has_every_term(env):
     w = env.cfg["rewards"]["terms"]["joint_pos"]["weight"]
     assert 1.5 * w < float(ep["rew_joint_pos"]) <= 2 * w + 1e-5
     assert np.isclose(float(ep["Termination/time_out"]), 1.0)
+
+
+# ---------------------------------------------------------------------------- domain randomization
+
+
+def _physics(env):
+    """Per env: friction ratio of the robot's first geom, base mass, kp and kd of the first joint, as Genesis holds
+    them."""
+    s, r = env.rigid_solver, env.robot
+    return torch.stack([
+        s.get_geoms_friction_ratio([r.geom_start])[:, 0],
+        r.get_links_mass([env.base_link_idx])[:, 0],
+        r.get_dofs_kp(env.dof_idx_list[:1])[:, 0],
+        r.get_dofs_kv(env.dof_idx_list[:1])[:, 0],
+    ], dim=-1).cpu()
+
+
+def test_reset_envs_draws_physics_within_the_ranges(env):
+    d = env.dr
+    assert env.dr_on
+    env.reset_envs(_all(env), _frames(env, 0))
+    p = _physics(env)
+    lo = torch.tensor([d["friction"][0], env.base_mass + d["added_base_mass"][0], env.kp * d["kp_scale"][0],
+                       env.kd * d["kd_scale"][0]])
+    hi = torch.tensor([d["friction"][1], env.base_mass + d["added_base_mass"][1], env.kp * d["kp_scale"][1],
+                       env.kd * d["kd_scale"][1]])
+    assert torch.all(p >= lo - 1e-4) and torch.all(p <= hi + 1e-4)
+    assert torch.all(p.std(0) > 0.02 * (hi - lo))  # a draw per env, not one for all
+    # The plane takes each env's friction too, and the env's own PD torque uses the gains Genesis has.
+    plane = env.rigid_solver.get_geoms_friction_ratio([env.plane.geom_start])[:, 0].cpu()
+    assert torch.allclose(plane, p[:, 0])
+    assert torch.allclose(env.kp_env[:, 0].cpu(), p[:, 2]) and torch.allclose(env.kd_env[:, 0].cpu(), p[:, 3])
+    # Another explicit reset draws again.
+    env.reset_envs(_all(env), _frames(env, 0))
+    assert not torch.allclose(_physics(env), p)
+
+
+def test_resets_in_step_keep_or_redraw_physics(env, monkeypatch):
+    """A reset inside step() without a redraw keeps the env's physics (the latency still drawn anew); with
+    physics_redraw_every N, about 1 in N of the steps that reset envs redraws theirs."""
+    n = env.num_envs
+    env.reset_envs(_all(env), _frames(env, 0))
+    before = _physics(env)
+    env._reset(_all(env), redraw_physics=False)
+    assert torch.equal(_physics(env), before)
+
+    monkeypatch.setitem(env.dr, "physics_redraw_every", 4)
+    monkeypatch.setattr(env, "max_episode_length", 1)  # every env times out and resets at every step
+    redrawn = 0
+    steps = 200
+    for _ in range(steps):
+        p = _physics(env)
+        _, _, dones, _ = env.step(torch.zeros(n, 12))
+        assert dones.all()
+        changed = ~torch.isclose(_physics(env), p).all(-1)
+        assert changed.all() or not changed.any()  # one decision per step, for all the envs it resets
+        redrawn += int(changed.all())
+    # Binomial(200, 1/4): mean 50, sd 6.1
+    assert 50 - 4 * 6.1 < redrawn < 50 + 4 * 6.1
+    env.reset_envs(_all(env), _frames(env, 0))
