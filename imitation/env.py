@@ -6,8 +6,8 @@ One batch of Go2 robots on a plane tracks a reference clip. Each control step:
     -> physics -> read state -> terminations -> rewards -> reset finished envs -> observations
 
 Everything stays on the Genesis device in batched tensors: no per-env Python loops and, on a GPU, no
-host syncs in `step()` (domain randomization at reset is the one exception: it indexes the envs it
-resets). Episode statistics reach rsl-rl's logger through `extras["episode"]` once per rollout.
+host syncs in `step()` (the exception: the steps that redraw the physics of the envs they reset, 1 in 10 by
+default, index them for Genesis' setters). Episode statistics reach rsl-rl's logger through `extras["episode"]` once per rollout.
 The actor observation is the 60-value layout of the Genesis backflip example (optionally followed by
 future reference frames); the critic group optionally adds privileged state.
 """
@@ -421,25 +421,27 @@ class ImitationEnv(VecEnv):
                 dof_pos, rn(dof_vel, "dof_vel"))
 
     def _randomize(self, mask: torch.Tensor, redraw_physics: bool = True) -> None:
-        """Domain randomization of the envs being reset (indexes them: one host sync).
+        """Domain randomization of the envs being reset.
 
-        The action latency is drawn at every reset. Friction, base mass and kp / kd only if `redraw_physics`: an env
-        that resets without keeps the values of its previous episode, themselves a draw from the same ranges, so every
-        episode still runs with randomized physics. The redraw is what costs: Genesis recomputes the inverse weights of
-        the trees whose mass changes, about 0.4 ms plus 0.08 ms per env on one CPU core, which at every reset was 40%
-        of step()'s time over the physics (#6). step() redraws on a random 1 in `physics_redraw_every` of its steps,
-        drawn per step and not per env, so the envs whose episodes end in lockstep are not left out."""
+        The action latency is drawn at every reset (masked, no host sync). Friction, base mass and kp / kd only if
+        `redraw_physics`: an env that resets without keeps the values of its previous episode, themselves a draw from
+        the same ranges, so every episode still runs with randomized physics. The redraw is what costs: Genesis
+        recomputes the inverse weights of the trees whose mass changes, about 0.4 ms plus 0.08 ms per env on one CPU
+        core, which at every reset was 40% of step()'s time over the physics (#6); and its setters take the envs as
+        indices (a host sync on a GPU). step() redraws on a random 1 in `physics_redraw_every` of its steps, drawn per
+        step and not per env, so the envs whose episodes end in lockstep are not left out."""
+        dev, d = self.device, self.dr
+        if d["action_latency_probability"] > 0:
+            delayed = (torch.rand(self.num_envs, device=dev) < d["action_latency_probability"]) | bool(
+                self.cfg["env"]["action_latency"])
+            torch.where(mask, delayed, self.delayed, out=self.delayed)
+        if not redraw_physics:
+            return
         idx = mask.nonzero(as_tuple=False).squeeze(-1)
         k = len(idx)
         if k == 0:
             return
-        dev, d = self.device, self.dr
         u = lambda lo_hi, *shape: lo_hi[0] + (lo_hi[1] - lo_hi[0]) * torch.rand(k, *shape, device=dev)  # noqa: E731
-        if d["action_latency_probability"] > 0:
-            delayed = torch.rand(k, device=dev) < d["action_latency_probability"]
-            self.delayed[idx] = delayed | bool(self.cfg["env"]["action_latency"])
-        if not redraw_physics:
-            return
         friction = u(d["friction"], 1)
         # One solver call for the geoms of both entities (what set_friction_ratio of each does, in one kernel).
         geoms = self._friction_geoms
