@@ -423,19 +423,19 @@ class ImitationEnv(VecEnv):
     def _randomize(self, mask: torch.Tensor, redraw_physics: bool = True) -> None:
         """Domain randomization of the envs being reset.
 
-        The action latency is drawn at every reset (masked, no host sync). Friction, base mass and kp / kd only if
-        `redraw_physics`: an env that resets without keeps the values of its previous episode, themselves a draw from
-        the same ranges, so every episode still runs with randomized physics. The redraw is what costs: Genesis
+        The action latency is drawn at every reset (masked, without a host sync, where the physics is kept). Friction,
+        base mass and kp / kd only if `redraw_physics`: an env that resets without keeps the values of its previous
+        episode, themselves a draw from the same ranges, so every episode still runs with randomized physics. The redraw is what costs: Genesis
         recomputes the inverse weights of the trees whose mass changes, about 0.4 ms plus 0.08 ms per env on one CPU
         core, which at every reset was 40% of step()'s time over the physics (#6); and its setters take the envs as
         indices (a host sync on a GPU). step() redraws on a random 1 in `physics_redraw_every` of its steps, drawn per
         step and not per env, so the envs whose episodes end in lockstep are not left out."""
         dev, d = self.device, self.dr
-        if d["action_latency_probability"] > 0:
-            delayed = (torch.rand(self.num_envs, device=dev) < d["action_latency_probability"]) | bool(
-                self.cfg["env"]["action_latency"])
-            torch.where(mask, delayed, self.delayed, out=self.delayed)
+        latency, p_latency = bool(self.cfg["env"]["action_latency"]), d["action_latency_probability"]
         if not redraw_physics:
+            if p_latency > 0:
+                torch.where(mask, (torch.rand(self.num_envs, device=dev) < p_latency) | latency, self.delayed,
+                            out=self.delayed)
             return
         idx = mask.nonzero(as_tuple=False).squeeze(-1)
         k = len(idx)
@@ -451,6 +451,8 @@ class ImitationEnv(VecEnv):
         self.kp_env[idx], self.kd_env[idx] = kp, kd
         self.robot.set_dofs_kp(kp.expand(k, 12), self.dof_idx_list, idx)
         self.robot.set_dofs_kv(kd.expand(k, 12), self.dof_idx_list, idx)
+        if p_latency > 0:  # after the physics, per reset env: evaluation's random draws stay those of earlier versions
+            self.delayed[idx] = (torch.rand(k, device=dev) < p_latency) | latency
 
     # ------------------------------------------------------------------ observations
 
