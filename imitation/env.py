@@ -7,7 +7,8 @@ One batch of Go2 robots on a plane tracks a reference clip. Each control step:
 
 Everything stays on the Genesis device in batched tensors: no per-env Python loops and, on a GPU, no
 host syncs in `step()` (the exception: the steps that redraw the physics of the envs they reset, 1 in 10 by
-default, index them for Genesis' setters). Episode statistics reach rsl-rl's logger through `extras["episode"]` once per rollout.
+default, index them for Genesis' setters). Episode statistics reach rsl-rl's logger through
+`extras["episode"]` once per rollout.
 The actor observation is the 60-value layout of the Genesis backflip example (optionally followed by
 future reference frames); the critic group optionally adds privileged state.
 """
@@ -425,11 +426,12 @@ class ImitationEnv(VecEnv):
 
         The action latency is drawn at every reset (masked, without a host sync, where the physics is kept). Friction,
         base mass and kp / kd only if `redraw_physics`: an env that resets without keeps the values of its previous
-        episode, themselves a draw from the same ranges, so every episode still runs with randomized physics. The redraw is what costs: Genesis
-        recomputes the inverse weights of the trees whose mass changes, about 0.4 ms plus 0.08 ms per env on one CPU
-        core, which at every reset was 40% of step()'s time over the physics (#6); and its setters take the envs as
-        indices (a host sync on a GPU). step() redraws on a random 1 in `physics_redraw_every` of its steps, drawn per
-        step and not per env, so the envs whose episodes end in lockstep are not left out."""
+        episode, themselves a draw from the same ranges, so every episode still runs with randomized physics.
+        The redraw is what costs: Genesis recomputes the inverse weights of the trees whose mass changes, about
+        0.4 ms plus 0.08 ms per env on one CPU core, which at every reset was 40% of step()'s time over the physics
+        (#6); and its setters take the envs as indices (a host sync on a GPU). step() redraws on a random 1 in
+        `physics_redraw_every` of its steps, drawn per step and not per env, so the envs whose episodes end in
+        lockstep are not left out."""
         dev, d = self.device, self.dr
         latency, p_latency = bool(self.cfg["env"]["action_latency"]), d["action_latency_probability"]
         if not redraw_physics:

@@ -41,7 +41,8 @@ def test_bench_report_structure(env, tmp_path):
 
 
 def test_bench_breakdown_accounts_for_the_step(env):
-    """The parts of step() add up to no more than the step, the physics is the largest, and the env is left as it was."""
+    """The parts of step() add up to no more than the step, the physics is the largest, and the env is left as it
+    was."""
     from imitation.bench import _PARTS, breakdown, format_breakdown
 
     rewards = env.rewards
@@ -61,4 +62,5 @@ def test_bench_breakdown_accounts_for_the_step(env):
     assert env.rewards is rewards
     assert not {"_read_state", "_reset", "_log", "_observations", "_terminations"} & set(vars(env))
     assert "step" not in vars(env.scene) and "set_qpos" not in vars(env.robot)
-    assert "where the imitation env's step() time goes" in format_breakdown("imitation", env.num_envs, {**parts, "step() total": total})
+    table = format_breakdown("imitation", env.num_envs, {**parts, "step() total": total})
+    assert "where the imitation env's step() time goes" in table
