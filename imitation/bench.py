@@ -51,12 +51,9 @@ def _pd_targets(env, actions: torch.Tensor) -> torch.Tensor:
     """(steps, n, 12) PD targets the env computes for `actions` from its current frames on
     (no latency, no resets: what the floor's robots are commanded)."""
     a = actions.clamp(-env.clip_actions, env.clip_actions)
-    if env.residual:
-        k = torch.arange(1, len(actions) + 1, device=env.device)[:, None]
-        nxt = (env.frame[None, :] - 1 + k + env.residual_lead).clamp(0, env.ref.last)
-        base = env.ref.dof_pos[nxt]
-        if env.residual_velocity_gain:
-            base = base + env.residual_velocity_gain * env.ref.dof_vel[nxt]
+    if env.residual:  # the env's own base table, indexed by the frame before each step
+        k = torch.arange(len(actions), device=env.device)[:, None]
+        base = env._residual_base[(env.frame[None, :] + k).clamp(0, env.ref.last)]
     else:
         base = env.default_dof_pos.expand_as(a)
     return (base + env.action_scale * a).contiguous()
@@ -286,18 +283,22 @@ def run(
     configs: dict[str, str] | None = None,
     clip: str | Path | None = None,
     parts: bool = False,
+    ranks=None,
+    scaling_only: bool = False,
     log=print,
 ) -> dict:
     """Build the imitation and the reward-only env at each env count and benchmark them.
 
     `clip`: the reference clip of both envs (default: the configs'; if that file is missing, the bundled
-    keyframe backflip motions/backflip.yaml retargeted into a temporary file)."""
+    keyframe backflip motions/backflip.yaml retargeted into a temporary file).
+    `ranks` (e.g. [1, 2]): also time PPO iterations of the imitation config as one training over that many ranks
+    at each env count in total (imitation.scaling), into the report's "scaling" section; `scaling_only`: nothing
+    else (no scene is built in this process)."""
     from . import config as config_mod
     from .env import ImitationEnv, resolve_path
     from .train import init_genesis
 
     torch.set_num_threads(1)  # as training: Genesis runs on one CPU thread
-    init_genesis("cpu")
     configs = {**CONFIGS, **(configs or {})}
     tmp = None
     if clip is None:
@@ -308,9 +309,11 @@ def run(
             clip = _retarget_default(Path(tmp.name) / "backflip.h5")
             log(f"{missing[0]}: its clip is missing; using the bundled keyframe backflip retargeted to {clip}")
     report = {"settings": {"num_envs": list(num_envs), "steps": steps, "repeats": repeats, "ppo": ppo, "parts": parts,
-                           "configs": configs, "torch_threads": torch.get_num_threads()},
+                           "configs": configs, "torch_threads": torch.get_num_threads(), "ranks": list(ranks or [])},
               "targets": TARGETS, "results": []}
-    for n in num_envs:
+    if not scaling_only:
+        init_genesis("cpu")
+    for n in ([] if scaling_only else num_envs):
         envs = {}
         for name, path in configs.items():
             overrides = {"env": {"num_envs": int(n)}, **({"clip": str(clip)} if clip is not None else {})}
@@ -324,10 +327,22 @@ def run(
         for env in envs.values():
             env.close()
         del envs
+    if ranks:
+        from .scaling import TARGET_SPEEDUP, format_scaling, measure_scaling
+
+        rows = [measure_scaling(n, ranks, repeats, config=configs["imitation"], clip=None if clip is None else str(clip),
+                                log=log) for n in num_envs]
+        report["scaling"] = {"config": configs["imitation"], "ranks": sorted(set(ranks)), "target_speedup": TARGET_SPEEDUP,
+                             "results": rows}
+        if "speedup" in rows[0]:  # at the first env count: the most ranks against 1 process
+            report["scaling"]["speedup"] = rows[0]["speedup"]
     if tmp is not None:
         tmp.cleanup()
     report["settings"]["clip"] = str(clip) if clip is not None else None
-    log(format_table(report))
+    if report["results"]:
+        log(format_table(report))
+    if ranks:
+        log(format_scaling(report["scaling"]))
     if json_path is not None:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(report, indent=2))

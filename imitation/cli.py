@@ -4,6 +4,7 @@ loads genesis or torch and bad input fails in a fraction of a second."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -19,7 +20,8 @@ def cmd_retarget(args) -> int:
     from retarget.robot import load_robot
 
     robot = load_robot()
-    clip = load_motion(args.source, robot, source_robot=args.source_robot, fps=args.fps)
+    clip = load_motion(args.source, robot, source_robot=args.source_robot, fps=args.fps,
+                       method=getattr(args, "method", "joints"))
     clip.quality = quality_report(clip, robot)
     write_clip(clip, args.output)
     print(format_report(clip.quality, title=f"{args.source} -> {args.output}"), end="")
@@ -32,15 +34,39 @@ def cmd_retarget(args) -> int:
     return 0
 
 
+def _train_argv(args) -> list[str]:
+    """`imitation train` arguments of `args` without --ranks / --port: the command each launched rank runs."""
+    argv = ["train"]
+    for flag, value in (("--config", args.config), ("--clip", args.clip), ("--num-envs", args.num_envs),
+                        ("--max-iterations", args.max_iterations), ("--seed", args.seed), ("--device", args.device),
+                        ("--resume", args.resume), ("--name", args.name), ("--runs-dir", args.runs_dir),
+                        ("--threads", args.threads), ("--timeout", args.timeout)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
 def cmd_train(args) -> int:
+    from . import distributed
+
+    if args.ranks < 1:
+        raise InputError(f"--ranks must be at least 1, got {args.ranks}")
+    if args.ranks > 1:
+        if distributed.place().distributed:
+            raise InputError("--ranks: this process is already one of several ranks (launched by torchrun)")
+        # This process becomes torchrun: signals (Ctrl-C, SIGTERM) then reach it and it passes them to the ranks.
+        cmd = distributed.torchrun_command(args.ranks, ["imitation.cli", *_train_argv(args)], port=args.port)
+        sys.stdout.flush()
+        os.execvpe(cmd[0], cmd, distributed.launch_env())
     from .train import train
 
     run_dir = train(
         args.config, clip=args.clip, num_envs=args.num_envs, max_iterations=args.max_iterations,
         seed=args.seed, device=args.device, resume=args.resume, run_name=args.name, runs_dir=args.runs_dir,
-        update_threads=args.threads,
+        update_threads=args.threads, timeout_s=args.timeout,
     )
-    print(f"run: {run_dir}")
+    if distributed.place().rank == 0:
+        print(f"run: {run_dir}")
     return 0
 
 
@@ -84,7 +110,7 @@ def cmd_compare(args) -> int:
         raise SystemExit("imitation compare: give --budget or --iterations, not both")
     compare(args.out, runs=args.runs, budget=args.budget, iterations=args.iterations, num_envs=args.num_envs,
             seeds=args.seeds, episodes=args.episodes, video=not args.no_video, device=args.device, jobs=args.jobs,
-            clip=args.clip, sweep=args.sweep, sweep_every=args.sweep_every)
+            clip=args.clip, sweep=args.sweep, sweep_every=args.sweep_every, ranks=args.ranks)
     return 0
 
 
@@ -132,12 +158,26 @@ def cmd_record(args) -> int:
     return 0
 
 
+def cmd_refine(args) -> int:
+    from .refine.run import refine_motion
+
+    out = refine_motion(args.source, args.output, config=args.config, seed=args.seed, resume=args.resume,
+                        json_path=args.json, allow_partial=args.allow_partial, device=args.device,
+                        source_robot=args.source_robot)
+    print(f"refined clip: {args.output}" + (" (short of the source: written with --allow-partial)"
+                                            if out.report["shortfalls"] else ""))
+    if args.json:
+        print(f"json: {args.json}")
+    return 0
+
+
 def cmd_pipeline(args) -> int:
     """The main job on the bundled defaults.
 
-    1. Retarget the hand-made keyframe backflip (quality report, plot, stick figure).
-    2. Retarget the dynamic keyframe backflip and record its PD replay in Genesis: a physically exact
-       reference (the hand-made one cannot be reproduced by joint tracking; see README).
+    1. Retarget the hand-made keyframe backflip (quality report, plot, stick figure) and refine it into a
+       physically exact reference (imitation refine; from the repository's cache when current).
+    2. Retarget the dynamic keyframe backflip and record its PD replay in Genesis: the physically exact
+       reference the shipped imitation policies were trained on (see README).
     3. Evaluate the shipped imitation and reward-only policies (policies/, every seed) nominal and under
        domain randomization against that recording and write the comparison report, with the learning
        speed from their shipped checkpoint evaluations; with --train, first train both policies for the
@@ -155,6 +195,12 @@ def cmd_pipeline(args) -> int:
             source=str(PROJECT_ROOT / "motions" / f"{name}.yaml"), output=str(clips / f"{name}.h5"), fps=50.0,
             source_robot=None, plot=str(clips / f"{name}.png"), animate=str(clips / f"{name}.gif"),
         ))
+    # The hand-made flip made physically exact (from the repository's cache when it is current): the reference
+    # that replaces the recording below once policies trained on it reach the shipped ones (see README).
+    from .refine.run import cached_refinement
+
+    cached_refinement(PROJECT_ROOT / "motions" / "backflip.yaml", PROJECT_ROOT / "motions" / "refined" / "backflip.h5",
+                      clips / "backflip_refined.h5", device=args.device)
     physical = clips / "backflip_physical.h5"
     rec = record_clip(clips / "backflip_dynamic.h5", physical, device=args.device,
                       config=PROJECT_ROOT / "configs" / "imitation_backflip_dynamic.yaml")
@@ -163,7 +209,8 @@ def cmd_pipeline(args) -> int:
     if args.train:
         configs = {**DEFAULT_CONFIGS, "imitation": PROJECT_ROOT / "configs" / "imitation_backflip_physical.yaml"}
         report = compare(out / "report", iterations=args.iterations, num_envs=args.num_envs, seeds=tuple(args.seeds),
-                         configs=configs, jobs=args.jobs, sweep=args.sweep, sweep_every=args.sweep_every, **common)
+                         configs=configs, jobs=args.jobs, sweep=args.sweep, sweep_every=args.sweep_every,
+                         ranks=args.ranks, **common)
     else:
         shipped = sorted(p.parent for p in (PROJECT_ROOT / "policies").glob("*/config.yaml"))
         if not shipped:
@@ -180,12 +227,19 @@ def cmd_bench(args) -> int:
 
     try:
         num_envs = [int(v) for v in args.num_envs.split(",") if v.strip()]
+        ranks = [int(v) for v in args.ranks.split(",") if v.strip()] if args.ranks else []
     except ValueError:
-        raise SystemExit(f"imitation bench: --num-envs takes comma-separated integers, got {args.num_envs!r}")
-    if not num_envs or min(num_envs) < 1 or args.steps < 1 or args.repeats < 1:
-        raise SystemExit("imitation bench: --num-envs, --steps and --repeats must be positive")
+        raise SystemExit(f"imitation bench: --num-envs and --ranks take comma-separated integers, "
+                         f"got {args.num_envs!r} and {args.ranks!r}")
+    if not num_envs or min(num_envs) < 1 or args.steps < 1 or args.repeats < 1 or min(ranks, default=1) < 1:
+        raise SystemExit("imitation bench: --num-envs, --ranks, --steps and --repeats must be positive")
+    uneven = [(n, k) for n in num_envs for k in ranks if n % k]
+    if uneven:
+        raise SystemExit(f"imitation bench: {uneven[0][0]} envs do not split evenly over {uneven[0][1]} ranks")
+    if args.scaling_only and not ranks:
+        raise SystemExit("imitation bench: --scaling-only needs --ranks")
     run(num_envs, steps=args.steps, repeats=args.repeats, ppo=not args.no_ppo, json_path=args.json, clip=args.clip,
-        parts=args.parts)
+        parts=args.parts, ranks=ranks, scaling_only=args.scaling_only)
     return 0
 
 
@@ -198,24 +252,36 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", required=True, help="output clip (.h5)")
     r.add_argument("--fps", type=float, default=None, help="output frame rate (default: the source's, or 50)")
     r.add_argument("--source-robot", default=None, help="robot the source was made for (configs/mappings/NAME.yaml)")
+    r.add_argument("--method", choices=("joints", "feet"), default="joints",
+                   help="motion files of another robot: map its joint angles (default), or scale its foot positions "
+                        "and solve the Go2's leg IK")
     r.add_argument("--plot", default=None, help="write a PNG of base height, pitch, joints and contacts")
     r.add_argument("--animate", default=None, help="write a stick-figure animation (.gif or .mp4)")
     r.set_defaults(func=cmd_retarget)
 
     t = sub.add_parser("train", help="train a policy with PPO (rsl-rl-lib) in the Genesis env")
-    t.add_argument("--config", default=str(PROJECT_ROOT / "configs" / "imitation_backflip.yaml"),
-                   help="experiment YAML (default: configs/imitation_backflip.yaml)")
+    t.add_argument("--config", default=str(PROJECT_ROOT / "configs" / "imitation.yaml"),
+                   help="experiment YAML (default: configs/imitation.yaml, which imitates any --clip)")
     t.add_argument("--clip", default=None, help="reference clip (.h5), overrides the config's")
-    t.add_argument("--num-envs", type=int, default=None)
+    t.add_argument("--num-envs", type=int, default=None,
+                   help="envs in total: with several ranks each steps its equal share (default: the config's)")
     t.add_argument("--max-iterations", type=int, default=None, help="total iterations (also when resuming)")
-    t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--device", default="cpu", help="cpu or cuda (multi-GPU: torchrun --nproc_per_node=N)")
+    t.add_argument("--seed", type=int, default=None, help="training seed (rank r uses seed + r)")
+    t.add_argument("--device", default="cpu", help="cpu or cuda (several ranks: all on the CPU, or one GPU each)")
+    t.add_argument("--ranks", type=int, default=1,
+                   help="processes training this one policy on this machine, each with its own scene (launches "
+                        "torchrun --nproc_per_node=N; several machines: run torchrun yourself, see README)")
+    t.add_argument("--port", type=int, default=None,
+                   help="with --ranks: rendezvous port (default: any free one; a busy one is an error)")
+    t.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="several ranks: longest wait for the others in one exchange before giving up (default 600)")
     t.add_argument("--resume", default=None, help="run folder or checkpoint to continue")
     t.add_argument("--name", default=None, help="suffix of the run folder name")
     t.add_argument("--runs-dir", default="runs", help="where runs are written (default: runs/)")
     t.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads for the PPO update (default: all cores; give each of several trainings "
-                        "running side by side its share, e.g. 1 for two on 2 cores)")
+                   help="torch CPU threads for the PPO update (default: all cores, shared out among the ranks on this "
+                        "machine; give each of several trainings running side by side its share, e.g. 1 for two on "
+                        "2 cores)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="score a policy: deterministic flips from t = 0, nominal or randomized")
@@ -264,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--sweep-every", type=int, default=None, help="one checkpoint per this many iterations")
     c.add_argument("--no-video", action="store_true", help="skip the video")
     c.add_argument("--jobs", type=int, default=1, help="trainings run at the same time (default 1)")
+    c.add_argument("--ranks", type=int, default=1,
+                   help="processes per training, each with its own scene and its share of --num-envs "
+                        "(imitation train --ranks; default 1)")
     c.add_argument("--device", default="cpu", help="cpu or cuda")
     c.set_defaults(func=cmd_compare)
 
@@ -298,6 +367,20 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--device", default="cpu", help="cpu or cuda")
     rc.set_defaults(func=cmd_record)
 
+    rf = sub.add_parser("refine", help="physics refinement: make a kinematic motion physically exact (CMA-ES over "
+                                       "PD-target offsets in a batched Genesis scene); writes the clip and its PD targets")
+    rf.add_argument("source", help="motion file (keyframe .yaml, motion_imitation .txt/.json, .csv) or clip (.h5)")
+    rf.add_argument("-o", "--output", required=True, help="refined clip (.h5), written atomically")
+    rf.add_argument("--seed", type=int, default=1, help="search seed (the result is deterministic for a seed)")
+    rf.add_argument("--config", default=None, help="experiment YAML: physics, gains and its `refine` section "
+                                                   "(default: configs/imitation.yaml)")
+    rf.add_argument("--resume", action="store_true", help="continue a stopped refinement of the same output")
+    rf.add_argument("--json", default=None, help="write the report here")
+    rf.add_argument("--allow-partial", action="store_true", help="write the clip even if it falls short of the source")
+    rf.add_argument("--source-robot", default=None, help="robot the source was made for (configs/mappings/NAME.yaml)")
+    rf.add_argument("--device", default="cpu", help="cpu or cuda")
+    rf.set_defaults(func=cmd_refine)
+
     pl = sub.add_parser("pipeline", help="the main job on the bundled defaults")
     pl.add_argument("--out", default="out", help="output folder (default: out/)")
     pl.add_argument("--train", action="store_true",
@@ -308,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--num-envs", type=int, default=256, help="with --train: training envs (default 256)")
     pl.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="with --train: seeds (default 1 2 3)")
     pl.add_argument("--jobs", type=int, default=2, help="with --train: trainings at the same time (default 2)")
+    pl.add_argument("--ranks", type=int, default=1,
+                    help="with --train: processes per training, sharing its --num-envs (default 1; jobs x ranks "
+                         "processes share the cores)")
     pl.add_argument("--sweep", type=int, default=100, metavar="EPISODES",
                     help="with --train: randomized episodes per evaluated checkpoint (0: none; default 100)")
     pl.add_argument("--sweep-every", type=int, default=50, help="with --train: one checkpoint per this many iterations")
@@ -327,6 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", default=None, help="write the results here")
     b.add_argument("--parts", action="store_true",
                    help="also show where each env's step() time goes (physics, Genesis calls, our tensor code)")
+    b.add_argument("--ranks", default=None, metavar="N,M",
+                   help="also time PPO iterations as one training over each of these rank counts (e.g. 1,2) at each "
+                        "--num-envs in total, side by side; the JSON's \"scaling\" section has their speedup")
+    b.add_argument("--scaling-only", action="store_true",
+                   help="with --ranks: only that (no env-step or in-process PPO measurement)")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -7,7 +7,9 @@ Training: every (policy, seed) pair is one `imitation train` process (imitation.
 process: its own gs.init, its own log file in <out>/logs/, a crash or its memory stays there), with the
 same seed and the same env-step budget for both policies (`--budget` env steps, or `--iterations`,
 times num_steps_per_env x num_envs of each config). `--jobs 2` trains two at a time (Genesis steps on
-one CPU thread per process); wall times are then measured under contention, equally for both.
+one CPU thread per process); wall times are then measured under contention, equally for both. `--ranks N`
+spreads each training over N processes (`imitation train --ranks N`: torchrun, the same envs in total, so the
+same budget and PPO batch); jobs x ranks processes then share the cores.
 
 Evaluation: imitation.evaluate.evaluate on every run, nominal and randomized (`--episodes` each), with
 the same evaluation seed. Episodes of all seeds of a policy are pooled for the table.
@@ -17,7 +19,7 @@ Report folder:
                            learning speed, figures, settings
     summary.json           the same numbers, machine-readable
     learning_curves.png    success rate and tracking errors of the training episodes that start at t = 0
-                           (`Flip/...` of progress.jsonl) against env steps, mean over seeds and min-max band
+                           (`Success/...` of progress.jsonl) against env steps, mean over seeds and min-max band
     height_pitch.png       base height and backward pitch over time, both policies (nominal) and the reference
     compare.mp4            both policies (first seed, first nominal episode) beside the reference ghost
     runs/, logs/           the trained runs and their training logs (when trained here)
@@ -84,9 +86,18 @@ class TrainingFailed(InputError):
 
 
 def train_runs(out: Path, configs: dict[str, Path], seeds, *, budget=None, iterations=None, num_envs=None,
-               device="cpu", jobs: int = 1, clip=None) -> dict[str, list[tuple[int, Path]]]:
-    """Train every (policy, seed) in its own `imitation train` process; returns label -> [(seed, run dir)]."""
+               device="cpu", jobs: int = 1, clip=None, ranks: int = 1) -> dict[str, list[tuple[int, Path]]]:
+    """Train every (policy, seed) in its own `imitation train` process (`ranks` processes each); returns
+    label -> [(seed, run dir)]."""
+    from . import config as config_mod
     from .train import cpu_cores
+
+    if ranks < 1:
+        raise InputError(f"--ranks must be at least 1, got {ranks}")
+    for label, cfg in configs.items():
+        n = int(num_envs or config_mod.load_config(cfg)["env"]["num_envs"])
+        if n % ranks:
+            raise InputError(f"{label}: {n} envs do not split evenly over {ranks} ranks (--num-envs is the total)")
 
     runs_dir, logs = out / "runs", out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -101,8 +112,10 @@ def train_runs(out: Path, configs: dict[str, Path], seeds, *, budget=None, itera
                 cmd += ["--num-envs", str(num_envs)]
             if clip is not None:
                 cmd += ["--clip", str(Path(clip).resolve())]
-            if device == "cpu":  # the runs side by side share the cores out for their updates
-                cmd += ["--threads", str(max(1, cpu_cores() // max(1, jobs)))]
+            if device == "cpu":  # the runs side by side, and their ranks, share the cores out for their updates
+                cmd += ["--threads", str(max(1, cpu_cores() // (max(1, jobs) * ranks)))]
+            if ranks > 1:  # the process becomes torchrun (terminating it stops its ranks)
+                cmd += ["--ranks", str(ranks)]
             todo.append((label, seed, name, cmd, its, steps))
     result: dict[str, list[tuple[int, Path]]] = {label: [] for label in configs}
     running: list = []
@@ -176,6 +189,7 @@ def compare(
     clip: str | Path | None = None,
     sweep: int = 0,
     sweep_every: int | None = None,
+    ranks: int = 1,
 ) -> Path:
     """The whole job: train (or take `runs`), evaluate, report. Returns the report's path.
 
@@ -208,12 +222,12 @@ def compare(
         plan = {label: iterations_for(cfg, budget, iterations, num_envs) for label, cfg in configs.items()}
         settings.update(configs={k: str(v) for k, v in configs.items()}, seeds=list(seeds), num_envs=num_envs,
                         iterations={k: v[0] for k, v in plan.items()}, env_steps={k: v[1] for k, v in plan.items()},
-                        jobs=jobs)
+                        jobs=jobs, ranks=ranks)
         print(f"training {len(configs)} policies x {len(seeds)} seed(s): "
               + ", ".join(f"{k} {v[0]} iterations ({v[1]:,} env steps)" for k, v in plan.items()), flush=True)
         t0 = time.time()
         groups = train_runs(out, configs, seeds, budget=budget, iterations=iterations, num_envs=num_envs,
-                            device=device, jobs=jobs, clip=clip)
+                            device=device, jobs=jobs, clip=clip, ranks=ranks)
         # Named by their experiments, as runs given with --runs are: the same report either way.
         names = {label: _experiment(configs[label]) for label in groups}
         if len(set(names.values())) == len(names):

@@ -213,13 +213,18 @@ SCHEMA = Section(
         num_envs=Int(4096, min=1),
         dt=Num(0.02),                           # control period (s)
         substeps=Int(2, min=1),                 # physics steps per control step
-        episode_length_s=Maybe(Num(), None),    # clip time at which an episode times out; null: clip duration
+        episode_length_s=Maybe(Num(), None),    # clip time at which an episode times out; null: clip duration,
+        loop_episode_length_s=Num(10.0),        # ... or this for a looping clip
         kp=Num(70.0),
         kd=Num(3.0),
         action_scale=Num(0.5),
         action_mode=Choice("default", "residual", default="default"),  # PD target around default pose / next ref frame
         residual_lead=Int(1, min=0),            # residual mode: reference frame k + lead is the PD target's base
         residual_velocity_gain=Num(0.0),        # residual mode: + gain * reference joint velocity (kd/kp cancels the damping lag)
+        # residual mode: the base of the PD target. "reference": the clip's joints at frame k + lead (+ velocity
+        # gain); "pd_target": the clip's stored open-loop PD targets (a refined clip: the zero action replays it);
+        # "auto": pd_target when the clip has them.
+        residual_base=Choice("auto", "reference", "pd_target", default="auto"),
         action_latency=Bool(False),             # PD target of step k from the action of step k-1
         clip_actions=Num(100.0),
         torque_limits=Bool(True),               # clamp PD torques at the URDF effort limits
@@ -262,6 +267,47 @@ SCHEMA = Section(
     rewards=Section(
         scale_by_dt=Bool(False),                # multiply weights by dt (legged_gym convention)
         terms=MapOf(RewardTerm(), default={}),
+    ),
+    success=Section(                            # when an episode did what its reference does (imitation/success.py)
+        rotation_deg=ListOf(Num(), 3, default=[30.0, 30.0, 30.0]),  # net turn about body x, y, z vs the reference's
+        final_tilt_deg=Num(30.0),               # final tilt beyond the reference's
+        end_height_m=Num(0.12),                 # final base height below the reference's
+        end_position_m=Num(0.3),                # horizontal end position (from the start) vs the reference's
+        end_heading_deg=Num(45.0),              # heading change vs the reference's
+        speed_m_s=Num(0.25),                    # loops: mean forward / lateral speed vs the reference's
+        yaw_rate_deg_s=Num(20.0),               # loops: mean yaw rate vs the reference's
+    ),
+    refine=Section(                             # physics refinement (imitation refine): see imitation/refine/
+        knot_dt=Num(0.1),                       # s between the time knots of the PD-target offsets
+        window_knots=Int(6, min=1),             # knots optimized together in one window
+        window_stride=Int(3, min=1),            # knots between window starts (< window_knots: windows overlap)
+        horizon_s=Num(0.6),                     # s past a window's last knot that its candidates are scored over
+        population=Int(32, min=4),              # CMA-ES candidates per generation
+        # Envs per candidate: one nominal robot plus copies with physics drawn from `domain_randomization`'s
+        # ranges (new draws every generation, the same for all its candidates); the cost is their mean, so the
+        # open-loop targets keep working on the robots the policy will meet. 1: the nominal robot only.
+        robust_copies=Int(4, min=1),
+        generations=Int(40, min=1),             # per window
+        polish_generations=Int(0, min=0),       # then all knots together, from the windows' result
+        sigma0=Num(0.25),                       # rad, initial CMA-ES step size
+        bound=Num(1.2),                         # rad, |offset| limit
+        symmetry=Choice("auto", "on", "off", default="auto"),  # left/right-mirrored offsets for sagittal motions
+        residual_lead=Int(1, min=0),            # PD target base = source joints of frame k + lead ...
+        velocity_gain=Num(0.0),                 # ... + gain * source joint velocity
+        costs=Section(                          # weights of the cost terms (imitation/refine/cost.py)
+            root_pos=Num(4.0), root_rot=Num(2.0), joint_pos=Num(0.5), foot_pos=Num(2.0), contact=Num(0.5),
+            body_contact=Num(20.0), height_deficit=Num(30.0), joint_limit=Num(10.0), torque_limit=Num(0.05),
+            net_rotation=Num(3.0), end_pos=Num(4.0), end_height=Num(20.0), end_rot=Num(10.0), end_contact=Num(2.0),
+        ),
+        height_margin=Num(0.03),                # m the base may sink below the source before height_deficit counts
+        tolerances=Section(                     # the refined clip must meet these, else refine fails
+            rotation_deg=Num(15.0),             # net turn about each body axis vs the source's
+            final_tilt_deg=Num(10.0),           # final tilt vs the source's
+            end_position_m=Num(0.3),            # horizontal distance of the end position from the source's
+            end_height_m=Num(0.05),
+            apex_ratio=Num(0.75),               # apex base height / the source's
+            min_height_drop_m=Num(0.07),        # lowest base height may be at most this below the source's lowest
+        ),
     ),
     ppo=Section(                                # rsl-rl-lib 5.x OnPolicyRunner config
         max_iterations=Int(1000, min=0),
@@ -306,6 +352,13 @@ SCHEMA = Section(
         ),
     ),
 )
+
+
+# Domain-randomization ranges that draw the nominal robot, and no initial-state noise: what playback of an env
+# built with randomization uses for the nominal robot.
+NOMINAL_DR = {"friction": [1.0, 1.0], "added_base_mass": [0.0, 0.0], "kp_scale": [1.0, 1.0],
+              "kd_scale": [1.0, 1.0], "action_latency_probability": 0.0}
+ZERO_NOISE = {k: 0.0 for k in ("root_pos", "root_rot", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel")}
 
 
 # ---------------------------------------------------------------------------- loading

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +28,23 @@ import genesis as gs
 from rsl_rl.env import VecEnv
 
 from retarget.clip import Clip
+from retarget.errors import InputError
 from retarget.robot import PROJECT_ROOT, load_robot
 
+from .config import NOMINAL_DR, ZERO_NOISE
 from .reference import Reference
 from .rewards import RewardSum, State
 from .rotations import quat_conj, quat_error_angle, quat_mul, quat_rotate, quat_rotate_inverse, quat_to_rot6d, quat_to_rotvec
-from .flipstats import FlipStats
+from . import success
+from .online_success import OnlineSuccess
+from .quiet import filtered_stderr
 from .stats import EpisodeStats
 
 TERMINATIONS = ("body_contact", "height", "position", "orientation")
+
+# What playback() switches and restores.
+_PLAYBACK_ATTRS = ("dr", "any_delay", "max_height_error", "max_position_error", "max_orientation_error",
+                   "body_contact", "max_episode_length", "action_scale", "_residual_base")
 
 
 def resolve_path(path: str | Path) -> Path:
@@ -72,7 +81,9 @@ class ImitationEnv(VecEnv):
         if not isinstance(clip, Clip):
             clip = resolve_path(clip)
         self.ref = Reference(clip, robot, self.dt, self.device)
-        self.episode_length_s = float(ecfg["episode_length_s"] or self.ref.duration)
+        # Time-out: the config's, else the clip's end, or for a looping clip the loop's default episode length.
+        self.episode_length_s = float(ecfg["episode_length_s"] or (ecfg["loop_episode_length_s"] if self.ref.loop
+                                                                   else self.ref.duration))
         self.max_episode_length = max(1, int(round(self.episode_length_s / self.dt)))  # clip frame of the time-out
 
         # ---- settings as tensors / plain values
@@ -99,10 +110,15 @@ class ImitationEnv(VecEnv):
         # Decides which steps redraw physics at their resets (see _randomize); seeded for reproducible runs.
         self._redraw_rng = random.Random(cfg.get("seed"))
         self.rewards = RewardSum(cfg["rewards"]["terms"], self.dt, cfg["rewards"]["scale_by_dt"])
-        if self.residual:
+        self.residual_base = self._residual_base_kind(ecfg["residual_base"], clip)
+        self._residual_base = None            # per clip frame k, the base of the residual PD target
+        if self.residual_base == "pd_target":
+            # The refined clip's own open-loop targets: with zero action the robot replays the clip exactly.
+            self._residual_base = self.ref.pd_target
+        elif self.residual:
             # Base of the PD target per current clip frame k: the reference joints of frame k + lead (clamped to the
             # last frame), plus the velocity feed-forward. Made once: step() then does one row lookup.
-            nxt = (torch.arange(self.ref.num_frames, device=dev) + self.residual_lead).clamp(max=self.ref.last)
+            nxt = self.ref.row(torch.arange(self.ref.num_frames, device=dev) + self.residual_lead)
             self._residual_base = self.ref.dof_pos[nxt]
             if self.residual_velocity_gain:
                 self._residual_base = self._residual_base + self.residual_velocity_gain * self.ref.dof_vel[nxt]
@@ -136,7 +152,8 @@ class ImitationEnv(VecEnv):
                 links_to_keep=list(robot.foot_names),
             )
         )
-        self.scene.build(n_envs=self.num_envs)
+        with filtered_stderr():  # kernel compilation notes
+            self.scene.build(n_envs=self.num_envs)
         self.rigid_solver = self.scene.sim.rigid_solver
 
         # ---- indices (robot joint order FR, FL, RR, RL; Genesis orders dofs differently)
@@ -216,11 +233,16 @@ class ImitationEnv(VecEnv):
             interval=cfg["ppo"]["num_steps_per_env"],
         )
         self._fault_count = torch.zeros((), device=dev)
-        self.flip = FlipStats(n, self.dt, dev)  # learning curves of the episodes starting at t = 0
+        # Learning curves of the episodes starting at t = 0, judged against the reference's own outcome.
+        self.success_tolerances = cfg["success"]
+        self.online_success = OnlineSuccess(n, self.dt, dev, success.expected(self.ref, 0, self.max_episode_length),
+                                            self.success_tolerances, loop=self.ref.loop)
         # Reset rows of every clip frame without initial-state noise: a reset without noise (the usual case, DR on
         # or off) only gathers rows of this table. Noise, if configured (read at each reset: evaluation switches
         # it), is drawn per reset instead.
-        self._reset_table = self._reset_rows(torch.arange(self.ref.num_frames, device=dev), noise=False)
+        # (A looping clip's table spans a whole episode: its cycles are offset from each other.)
+        table_frames = max(self.ref.num_frames, self.max_episode_length + 1) if self.ref.loop else self.ref.num_frames
+        self._reset_table = self._reset_rows(torch.arange(table_frames, device=dev), noise=False)
         # The scene's geoms (plane and robot), which all get an env's friction ratio in one setter call.
         self._friction_geoms = list(range(self.plane.geom_start, self.plane.geom_end)) + list(
             range(self.robot.geom_start, self.robot.geom_end))
@@ -234,6 +256,16 @@ class ImitationEnv(VecEnv):
         self._read_state()
         self.obs = self._observations()
 
+    def _residual_base_kind(self, setting: str, clip) -> str | None:
+        """What the residual PD target is built around: "reference", "pd_target", or None (action mode default)."""
+        if not self.residual:
+            return None
+        has = self.ref.pd_target is not None
+        if setting == "pd_target" and not has:
+            raise InputError(f"{getattr(clip, 'name', clip)}: env.residual_base is pd_target but the clip has no "
+                             f"'pd_target' dataset (make one with: imitation refine)")
+        return "pd_target" if setting == "pd_target" or (setting == "auto" and has) else "reference"
+
     # ------------------------------------------------------------------ VecEnv interface
 
     def get_observations(self) -> TensorDict:
@@ -244,7 +276,7 @@ class ImitationEnv(VecEnv):
         self.actions[:] = actions.to(self.device).clamp(-self.clip_actions, self.clip_actions)
         executed = torch.where(self.delayed[:, None], self.last_actions, self.actions) if self.any_delay else self.actions
         if self.residual:  # reference of frame k + lead, plus a velocity feed-forward against the PD damping lag
-            base = self._residual_base[self.frame.clamp(max=self.ref.last)]
+            base = self._residual_base[self.ref.row(self.frame)]
         else:
             base = self.default_dof_pos
         torch.add(base, executed, alpha=self.action_scale, out=self.pd_target)
@@ -331,6 +363,43 @@ class ImitationEnv(VecEnv):
         orientation = off if self.max_orientation_error is None else orientation_error > self.max_orientation_error
         return torch.stack([contact, height, position, orientation], dim=-1)
 
+    @contextmanager
+    def playback(self, steps: int, *, dr_ranges: dict | None = None, latency: bool | None = None,
+                 residual_base: torch.Tensor | None = None, action_scale: float | None = None):
+        """The env's playback mode, for rollouts that evaluate, record, render or refine: early terminations and
+        the time-out off for `steps` control steps (body contact is still detected), and optionally
+
+        - `dr_ranges` (an env built with domain randomization): the ranges resets draw from (NOMINAL_DR: the
+          nominal robot), without initial-state noise;
+        - `latency`: the action latency of every env (the latency probability then comes from `dr_ranges`);
+        - `residual_base` (num_frames, 12) and `action_scale`: the PD target's base and the action's scale.
+
+        Everything is restored on exit and all envs are reset. Callers reset the envs to their start frames."""
+        saved = {a: getattr(self, a) for a in _PLAYBACK_ATTRS}
+        saved_delayed = self.delayed.clone()
+        all_envs = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        try:
+            self.max_height_error = self.max_position_error = self.max_orientation_error = None
+            self.body_contact = False
+            self.max_episode_length = steps + 1
+            if self.dr_on and dr_ranges is not None:
+                self.dr = {**self.dr, **{k: dr_ranges[k] for k in NOMINAL_DR}, "init_noise": dict(ZERO_NOISE)}
+            if latency is not None:
+                self.delayed.fill_(latency)
+                self.any_delay = latency or (self.dr_on and self.dr["action_latency_probability"] > 0)
+            if residual_base is not None:
+                if not self.residual:
+                    raise ValueError("playback with a residual base needs an env in residual action mode")
+                self._residual_base = residual_base.to(self.device, torch.float32)
+            if action_scale is not None:
+                self.action_scale = float(action_scale)
+            yield self
+        finally:
+            for a, v in saved.items():
+                setattr(self, a, v)
+            self.delayed.copy_(saved_delayed)
+            self.reset_envs(all_envs)
+
     # ------------------------------------------------------------------ reset
 
     def reset_envs(self, mask: torch.Tensor, frames: torch.Tensor | None = None) -> TensorDict:
@@ -351,15 +420,16 @@ class ImitationEnv(VecEnv):
         # Start frames: uniform over the clip (RSI) with a share at t = 0.
         if frames is not None:
             start = frames.to(dev).long()
-        elif self.rsi:
-            start = torch.randint(0, max(min(self.ref.last, self.max_episode_length), 1), (n,), device=dev)
+        elif self.rsi:  # anywhere in the clip before the time-out (a loop: in any of its cycles)
+            span = self.max_episode_length if self.ref.loop else min(self.ref.last, self.max_episode_length)
+            start = torch.randint(0, max(span, 1), (n,), device=dev)
             start = torch.where(torch.rand(n, device=dev) < self.start_at_zero_fraction, 0, start)
         else:
             start = torch.zeros(n, dtype=torch.long, device=dev)
         if self.dr_on and any(self.dr["init_noise"].values()):  # initial-state noise: computed per reset
             vel, qpos, new_state, foot_contact = self._reset_rows(start)
         else:                                                   # no noise: rows of the table of every clip frame
-            rows = start.clamp(0, self.ref.last)
+            rows = start.clamp(0, len(self._reset_table[0]) - 1)
             vel, qpos, new_state, foot_contact = (t[rows] for t in self._reset_table)
         # Genesis: velocities first (no forward pass), then the pose with forward kinematics.
         self.robot.set_dofs_velocity(vel, envs_idx=mask, skip_forward=True)
@@ -378,7 +448,7 @@ class ImitationEnv(VecEnv):
         self.last_actions.masked_fill_(m, 0.0)
         self.episode_sums.masked_fill_(m, 0.0)
         torch.where(mask, start, self.frame, out=self.frame)
-        self.flip.reset(mask, start)
+        self.online_success.reset(mask, start, self.base_pos, self.base_quat)
         self.episode_length_buf.masked_fill_(mask, 0)
 
     def _reset_rows(self, start: torch.Tensor, noise: bool = True):
@@ -445,22 +515,34 @@ class ImitationEnv(VecEnv):
             return
         u = lambda lo_hi, *shape: lo_hi[0] + (lo_hi[1] - lo_hi[0]) * torch.rand(k, *shape, device=dev)  # noqa: E731
         friction = u(d["friction"], 1)
+        added_mass = u(d["added_base_mass"], 1)
+        self.set_physics(idx, friction, added_mass, u(d["kp_scale"], 1), u(d["kd_scale"], 1))
+        if p_latency > 0:  # after the physics, per reset env: evaluation's random draws stay those of earlier versions
+            self.delayed[idx] = (torch.rand(k, device=dev) < p_latency) | latency
+
+    def set_physics(self, idx: torch.Tensor, friction, added_mass, kp_scale, kd_scale) -> None:
+        """Friction ratio, added base mass (kg) and kp / kd scales, each (k, 1), of the envs `idx` (k,) (an env
+        built with domain randomization: per-env gains and masses)."""
+        k = len(idx)
         # One solver call for the geoms of both entities (what set_friction_ratio of each does, in one kernel).
         geoms = self._friction_geoms
         self.rigid_solver.set_geoms_friction_ratio(friction.expand(k, len(geoms)), geoms, idx)
-        self.robot.set_links_mass(self.base_mass + u(d["added_base_mass"], 1), [self.base_link_idx], idx)
-        kp, kd = self.kp * u(d["kp_scale"], 1), self.kd * u(d["kd_scale"], 1)
+        self.robot.set_links_mass(self.base_mass + added_mass, [self.base_link_idx], idx)
+        kp, kd = self.kp * kp_scale, self.kd * kd_scale
         self.kp_env[idx], self.kd_env[idx] = kp, kd
         self.robot.set_dofs_kp(kp.expand(k, 12), self.dof_idx_list, idx)
         self.robot.set_dofs_kv(kd.expand(k, 12), self.dof_idx_list, idx)
-        if p_latency > 0:  # after the physics, per reset env: evaluation's random draws stay those of earlier versions
-            self.delayed[idx] = (torch.rand(k, device=dev) < p_latency) | latency
 
     # ------------------------------------------------------------------ observations
 
     def _phase_encoding(self, frame: torch.Tensor) -> torch.Tensor:
         """(n, 6): phase = pi * t / episode length, t the clip time of `frame` (n,), encoded as sin, cos of phase,
-        phase/2, phase/4 (the Genesis backflip example's clock)."""
+        phase/2, phase/4 (the Genesis backflip example's clock). A looping clip's clock is cyclic instead: sin, cos
+        of 2 pi, 4 pi and 8 pi times the phase within the cycle (one period per cycle, and its harmonics)."""
+        if self.ref.loop:
+            phase = (torch.remainder(frame, self.ref.cycle) * (2 * math.pi / self.ref.cycle))[:, None] * torch.tensor(
+                [1.0, 2.0, 4.0], device=self.device)
+            return torch.stack([torch.sin(phase), torch.cos(phase)], dim=-1).reshape(len(frame), 6)
         phase = (frame * (math.pi * self.dt / self.episode_length_s))[:, None] * torch.tensor(
             [1.0, 0.5, 0.25], device=self.device)
         return torch.stack([torch.sin(phase), torch.cos(phase)], dim=-1).reshape(len(frame), 6)
@@ -527,11 +609,11 @@ class ImitationEnv(VecEnv):
         )
         errors.masked_fill_(fault[:, None], 0.0)  # (not a product with 0: NaN * 0 is NaN)
         self.stats.add_step(errors.sum(0) / (self.num_envs - n_fault).clamp(min=1))  # mean over the envs without faults
-        self.flip.step(self.base_ang_vel_b[:, 1], self.body_contact_now, torch.square(errors[:, 0]), errors[:, 2])
-        self.flip.end(dones, time_out, self.projected_gravity, self.base_pos[:, 2], self.foot_contact)
+        self.online_success.step(self.base_quat, self.body_contact_now, torch.square(errors[:, 0]), errors[:, 2])
+        self.online_success.end(dones, time_out, self.base_pos, self.base_quat, self.foot_contact)
         window = self.stats.tick()
         if window is not None:
-            window.update(self.flip.emit())
+            window.update(self.online_success.emit())
             self.extras["episode"] = window
         else:
             self.extras.pop("episode", None)
@@ -549,7 +631,7 @@ class ImitationEnv(VecEnv):
         t = torch.randint(0, self.max_episode_length, (self.num_envs,), device=self.device)
         self.frame.copy_(t)
         self.episode_length_buf.copy_(t)
-        self.flip.from_zero &= t == 0
+        self.online_success.from_zero &= t == 0
         self.obs = self._observations()
 
     def set_log_interval(self, steps: int) -> None:

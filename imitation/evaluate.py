@@ -39,12 +39,13 @@ from retarget.errors import InputError
 from retarget.robot import PROJECT_ROOT
 
 from . import config as config_mod
+from .config import NOMINAL_DR, ZERO_NOISE  # noqa: F401  (re-exported for callers)
 from .metrics import Trajectory, episode_metrics, format_table, summarize
 
 DEFAULT_CLIP = "clips/backflip.h5"
 BASE_CONFIG = PROJECT_ROOT / "configs" / "base_backflip.yaml"
 
-# The settings of the Genesis backflip example (REFERENCE.md §3) for external TorchScript policies.
+# The settings of the Genesis backflip example (docs/facts.md §3) for external TorchScript policies.
 OFFICIAL_SETTINGS = {
     "experiment": "external_policy",
     "env": {
@@ -56,9 +57,6 @@ OFFICIAL_SETTINGS = {
 
 # Randomization under --randomize when the policy's config leaves the latency probability at 0.
 RANDOMIZED_LATENCY_PROBABILITY = 0.5
-NOMINAL_DR = {"friction": [1.0, 1.0], "added_base_mass": [0.0, 0.0], "kp_scale": [1.0, 1.0],
-               "kd_scale": [1.0, 1.0], "action_latency_probability": 0.0}
-ZERO_NOISE = {k: 0.0 for k in ("root_pos", "root_rot", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel")}
 
 
 @dataclass
@@ -72,7 +70,9 @@ class EvalResult:
     def to_json(self) -> dict:
         keys = list(self.metrics)
         episodes = [{k: _plain(self.metrics[k][i]) for k in keys} for i in range(self.trajectory.num_episodes)]
-        return {"settings": self.settings, "summary": {k: _plain(v) for k, v in self.summary.items()},
+        return {"success_rate": _plain(self.summary.get("success_rate")),
+                "episode_length_s": self.settings["episode_length_s"],
+                "settings": self.settings, "summary": {k: _plain(v) for k, v in self.summary.items()},
                 "episodes": episodes}
 
 
@@ -121,10 +121,12 @@ def load_policy(path: str | Path, device: str = "cpu"):
 
         return policy, info
 
-    try:
-        ckpt = torch.load(str(path), map_location=dev, weights_only=False)
+    try:  # tensors and plain data only: a checkpoint from elsewhere cannot run code while loading
+        ckpt = torch.load(str(path), map_location=dev, weights_only=True)
     except Exception as e:
-        raise InputError(f"{path}: neither a TorchScript policy nor a checkpoint ({type(e).__name__}: {e})") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise InputError(f"{path}: neither a TorchScript policy nor a checkpoint of this project "
+                         f"({type(e).__name__}: {first})") from None
     if not isinstance(ckpt, dict) or "actor_state_dict" not in ckpt:
         raise InputError(f"{path}: not a policy: a checkpoint needs an actor_state_dict")
     cfg = (ckpt.get("infos") or {}).get("config")
@@ -219,7 +221,7 @@ def _settings(cfg: dict, info: dict, episodes: int, randomize: bool, seed: int, 
         "dt": e["dt"], "substeps": e["substeps"], "episode_length_s": episode_length_s,
         "kp": e["kp"], "kd": e["kd"], "action_scale": e["action_scale"], "action_mode": e["action_mode"],
         "action_latency": e["action_latency"], "last_actions": e["observations"]["last_actions"],
-        "phase": f"pi * t / {episode_length_s:g} s",
+        "phase": f"pi * t / {episode_length_s:g} s", "success_tolerances": cfg["success"],
     }
     if randomize:
         out["domain_randomization"] = {k: dr[k] for k in ("friction", "added_base_mass", "kp_scale", "kd_scale",
@@ -306,7 +308,7 @@ def evaluate(policy_path, *, clip=None, config=None, episodes: int = 16, randomi
     from retarget.clip import read_clip
 
     ref = read_clip(cfg["clip"], env.robot_desc)
-    metrics = episode_metrics(traj, ref)
+    metrics = episode_metrics(traj, ref, cfg["success"], reference=env.ref)
     metrics["fault"] = fault
     metrics["success"] = metrics["success"] & ~fault
     settings = _settings(cfg, info, episodes, randomize, seed, env.episode_length_s)
@@ -318,31 +320,17 @@ def _size_error(info, policy_dim, env_dim) -> str:
             f"(Genesis backflip layout: 60, plus future reference frames if configured)")
 
 
-_EVAL_ATTRS = ("dr", "dr_on", "any_delay", "max_height_error", "max_position_error", "max_orientation_error",
-               "body_contact", "max_episode_length")
-
-
 def _rollouts(env, policy, episodes: int, cfg: dict) -> tuple[Trajectory, np.ndarray]:
     """Run ceil(episodes / num_envs) batches of full episodes from t = 0; returns the first `episodes`."""
     n, dev = env.num_envs, env.device
     steps = env.max_episode_length                     # T: samples 0..T at k * dt
     dr_cfg = cfg["domain_randomization"]
-    latency = bool(cfg["env"]["action_latency"])
-    saved = {a: getattr(env, a) for a in _EVAL_ATTRS}
-    saved_delayed = env.delayed.clone()
     all_envs = torch.ones(n, dtype=torch.bool, device=dev)
     zero_frames = torch.zeros(n, dtype=torch.long, device=dev)
     batches = []
-    try:
-        # Terminations off, no time-out before the last sample; the clip's frame 0 as the start state.
-        env.max_height_error = env.max_position_error = env.max_orientation_error = None
-        env.body_contact = False
-        env.max_episode_length = steps + 1
-        if env.dr_on:  # built with per-env parameters: randomized ranges, or the nominal values
-            ranges = dr_cfg if dr_cfg["enabled"] else NOMINAL_DR
-            env.dr = {**saved["dr"], **{k: ranges[k] for k in NOMINAL_DR}, "init_noise": dict(ZERO_NOISE)}
-        env.delayed.fill_(latency)
-        env.any_delay = latency or (env.dr_on and env.dr["action_latency_probability"] > 0)
+    # Randomized ranges, or the nominal values for an env built with per-env parameters.
+    with env.playback(steps, dr_ranges=dr_cfg if dr_cfg["enabled"] else NOMINAL_DR,
+                      latency=bool(cfg["env"]["action_latency"])):
         for _ in range(math.ceil(episodes / n)):
             obs = env.reset_envs(all_envs, zero_frames)
             rec = [_sample(env, first=True)]
@@ -358,11 +346,6 @@ def _rollouts(env, policy, episodes: int, cfg: dict) -> tuple[Trajectory, np.nda
                 alive &= ~dones
                 rec.append(_sample(env))
             batches.append(({key: torch.stack([r[key] for r in rec], 1) for key in rec[0]}, length, ~alive))
-    finally:
-        for a, v in saved.items():
-            setattr(env, a, v)
-        env.delayed.copy_(saved_delayed)
-        env.reset_envs(all_envs)
 
     cat = lambda key: torch.cat([b[0][key] for b in batches])[:episodes].cpu().numpy()  # noqa: E731
     length = torch.cat([b[1] for b in batches])[:episodes].cpu().numpy()

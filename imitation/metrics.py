@@ -1,7 +1,7 @@
 """Evaluation metrics of a flip: recorded rollouts in, per-episode numbers and side-by-side tables out.
 
-Pure numpy/scipy (no genesis, no torch), so the same code scores the imitation policy, the reward-only
-baseline and the official policies, and can be tested on scripted trajectories.
+Numpy/scipy (no genesis; success through imitation.success, batched in torch), so the same code scores the
+imitation policy, the reward-only baseline and the official policies, and can be tested on scripted trajectories.
 
 Conventions (the ones of the Genesis Go2: x forward, y left, z up; quaternions w x y z):
 
@@ -13,16 +13,9 @@ Conventions (the ones of the Genesis Go2: x forward, y left, z up; quaternions w
   are 720) and does not depend on the rate samples lining up with the attitude samples.
 - Tilt is the angle between the body z axis and world z (0 = upright, 180 = upside down).
 
-Success (`success`), all of the following for one episode, the "final" sample being the last valid one:
-
-1. net backward pitch rotation at the final sample >= ``min_rotation_deg`` (330),
-2. final tilt < ``max_final_tilt_deg`` (30 degrees),
-3. no non-foot ground contact (``body_contact``) at any valid sample of the episode,
-4. final base height > ``min_final_height`` (0.2 m),
-5. all four feet in contact at the final sample.
-
-Net rather than peak rotation: a robot that turns 360 degrees and falls back counts as not flipping, and
-together with (2) a success has turned one full backward turn (or more) and stays upright.
+Success (`success`, with a reference) is imitation.success's rule: the episode did what its reference does
+(for a backflip: turned 360 degrees backward within the tolerance, landed upright near the reference's landing
+with four feet down, no body contact).
 """
 
 from __future__ import annotations
@@ -31,12 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial.transform import Rotation
-
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    "min_rotation_deg": 330.0,
-    "max_final_tilt_deg": 30.0,
-    "min_final_height": 0.2,
-}
 
 # (label, unit, format) of every known metric, in table order; bool metrics are shown as rates.
 METRIC_INFO: dict[str, tuple[str, str, str]] = {
@@ -47,6 +34,11 @@ METRIC_INFO: dict[str, tuple[str, str, str]] = {
     "apex_height": ("apex base height", "m", ".3f"),
     "flight_time": ("flight time", "s", ".3f"),
     "final_tilt_deg": ("landing attitude error (final tilt)", "deg", ".1f"),
+    "forward_speed": ("mean forward speed", "m/s", ".2f"),
+    "ref_forward_speed": ("reference's mean forward speed", "m/s", ".2f"),
+    "lateral_speed": ("mean lateral speed", "m/s", ".2f"),
+    "yaw_rate_deg_s": ("mean yaw rate", "deg/s", ".1f"),
+    "ref_yaw_rate_deg_s": ("reference's mean yaw rate", "deg/s", ".1f"),
     "final_height": ("final base height", "m", ".3f"),
     "body_contact": ("non-foot ground contact", "%", ".1f"),
     "feet_down_at_end": ("four feet down at end", "%", ".1f"),
@@ -247,7 +239,7 @@ def _permutation(src, dst, what) -> np.ndarray:
     return np.array([src.index(n) for n in dst])
 
 
-def episode_metrics(traj: Trajectory, ref=None, thresholds: dict | None = None) -> dict[str, np.ndarray]:
+def episode_metrics(traj: Trajectory, ref=None, tolerances: dict | None = None, reference=None) -> dict[str, np.ndarray]:
     """Per-episode metrics, each an (E,) array (bool for flags). See the module docstring for success.
 
     pitch_rotation_deg      net backward pitch turned from t = 0 to the final sample (deg)
@@ -276,16 +268,10 @@ def episode_metrics(traj: Trajectory, ref=None, thresholds: dict | None = None) 
     energy                  sum over samples and joints of |torque * dof_vel| * dt (J)
 
     `ref` is a retarget.clip.Clip (or anything with the same `sample(t)`), aligned so that its t = 0
-    is the trajectory's t = 0; with it the tracking errors are added. `thresholds` overrides entries
-    of DEFAULT_THRESHOLDS.
+    is the trajectory's t = 0; with it the success (imitation.success, `tolerances` overriding the config
+    defaults of its `success` section) and the tracking errors are added. `reference`: the env's
+    imitation.reference.Reference to judge success against instead of `ref` (the same clip on the env's clock).
     """
-    th = dict(DEFAULT_THRESHOLDS)
-    if thresholds:
-        unknown = set(thresholds) - set(th)
-        if unknown:
-            raise KeyError(f"unknown thresholds {sorted(unknown)}; known: {sorted(th)}")
-        th.update(thresholds)
-
     valid, n, dt = traj.valid, traj.length, traj.dt
     out: dict[str, np.ndarray] = {}
 
@@ -309,14 +295,13 @@ def episode_metrics(traj: Trajectory, ref=None, thresholds: dict | None = None) 
     out["final_height"] = _last(traj.root_pos[..., 2], n)
     out["body_contact"] = (traj.body_contact & valid).any(axis=1)
     out["feet_down_at_end"] = _last(traj.foot_contact, n).all(axis=-1)
-    out["success"] = (
-        (out["pitch_rotation_deg"] >= th["min_rotation_deg"])
-        & (out["final_tilt_deg"] < th["max_final_tilt_deg"])
-        & ~out["body_contact"]
-        & (out["final_height"] > th["min_final_height"])
-        & out["feet_down_at_end"]
-    )
+    if ref is not None or reference is not None:
+        from .success import trajectory_verdicts
 
+        verdicts = trajectory_verdicts(traj, reference if reference is not None else ref, tolerances)
+        out["success"] = verdicts["success"]
+        for key in ("forward_speed", "ref_forward_speed", "lateral_speed", "yaw_rate_deg_s", "ref_yaw_rate_deg_s"):
+            out[key] = verdicts[key]
     if ref is not None:
         r = _reference_at(traj, ref)
         dq = traj.dof_pos - r["dof_pos"][None]

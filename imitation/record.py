@@ -22,11 +22,7 @@ import torch
 from retarget.clip import Clip, read_clip, sha256_of
 from retarget.errors import InputError
 
-from .evaluate import NOMINAL_DR, ZERO_NOISE
-
-# Attributes of the env that the recording changes for its one episode (restored afterwards).
-_ATTRS = ("dr", "dr_on", "any_delay", "max_height_error", "max_position_error", "max_orientation_error",
-          "body_contact", "max_episode_length")
+from .config import NOMINAL_DR
 
 CONTACT_FORCE = 1.0        # N, a foot is on the ground (as the env's foot_contact)
 START_CONTACT_HEIGHT = 0.005  # m above the foot radius: contact of the first frame (no forces before a step)
@@ -51,62 +47,66 @@ def pd_settings(cfg: dict) -> dict:
     return out
 
 
-def record(env, *, seconds: float | None = None, stop_on_fall: bool = False) -> Recording:
-    """Replay the env's reference with zero actions from frame 0; record env 0.
+def record(env, *, seconds: float | None = None, stop_on_fall: bool = False, actions: torch.Tensor | None = None,
+           simulated_velocities: bool = False, store_pd_target: bool = False, residual_base=None,
+           action_scale: float | None = None, latency: bool | None = None) -> Recording:
+    """Replay the env's reference from frame 0 with zero actions, or with `actions` (steps, 12): the action of
+    every env at each step; record env 0.
 
-    `seconds`: length of the recording (default: the clip's duration; past the end the PD targets hold
-    the last frame). `stop_on_fall`: stop at the first body contact (the clip is then incomplete).
-    The env's terminations, time-out and randomization are switched off for the episode and restored,
-    and all envs are reset afterwards.
+    `seconds`: length of the recording (default: the clip's duration, or the length of `actions`; past the
+    clip's end the PD targets hold the last frame). `stop_on_fall`: stop at the first body contact (the clip is
+    then incomplete). `simulated_velocities`: store the simulator's velocities instead of differences of the
+    recorded positions. `store_pd_target`: store the PD targets applied at each step (`pd_target`: an env whose
+    residual base is the clip's pd_target then replays the recording with zero action). `residual_base` and
+    `action_scale` replace the env's for the recording (see ImitationEnv.playback); `latency` the config's action
+    latency.
+    The env runs in playback mode: no terminations or time-out, the nominal robot (an env built with domain
+    randomization draws its nominal values), the config's action latency; all envs are reset afterwards.
     """
     import genesis as gs
 
     n, dev = env.num_envs, env.device
-    steps = env.ref.last if seconds is None else max(1, int(round(seconds / env.dt)))
-    saved = {a: getattr(env, a) for a in _ATTRS}
-    saved_delayed = env.delayed.clone()
-    all_envs = torch.ones(n, dtype=torch.bool, device=dev)
+    if seconds is not None:
+        steps = max(1, int(round(seconds / env.dt)))
+    else:
+        steps = env.ref.last if actions is None else len(actions)
+    if actions is not None and len(actions) < steps:
+        raise ValueError(f"record: {len(actions)} actions for {steps} steps")
     zeros = torch.zeros(n, env.num_actions, device=dev)
     robot = env.robot_desc
-    rows: dict[str, list] = {k: [] for k in ("root_pos", "root_quat", "dof_pos", "foot_pos", "foot_contact")}
+    names = ("root_pos", "root_quat", "dof_pos", "foot_pos", "root_lin_vel", "root_ang_vel", "dof_vel")
+    rows: dict[str, list] = {k: [] for k in (*names, "foot_contact", "pd_target")}
     body_time, faulted = None, False
 
     def sample(contact):
-        rows["root_pos"].append(env.base_pos[0].double().cpu().numpy().copy())
-        rows["root_quat"].append(env.base_quat[0].double().cpu().numpy().copy())
-        rows["dof_pos"].append(env.dof_pos[0].double().cpu().numpy().copy())
-        rows["foot_pos"].append(env.foot_pos[0].double().cpu().numpy().copy())
+        state = (env.base_pos, env.base_quat, env.dof_pos, env.foot_pos, env.base_lin_vel, env.base_ang_vel,
+                 env.dof_vel)
+        for name, value in zip(names, state):
+            rows[name].append(value[0].double().cpu().numpy().copy())
         rows["foot_contact"].append(contact)
 
-    try:
-        env.max_height_error = env.max_position_error = env.max_orientation_error = None
-        env.body_contact = False
-        env.max_episode_length = steps + 1
-        if env.dr_on:  # built with per-env parameters: record with their nominal values
-            env.dr = {**saved["dr"], **NOMINAL_DR, "init_noise": dict(ZERO_NOISE)}
-        env.delayed.fill_(bool(env.cfg["env"]["action_latency"]))
-        env.any_delay = bool(env.cfg["env"]["action_latency"])
-        env.reset_envs(all_envs, torch.zeros(n, dtype=torch.long, device=dev))
+    latency = bool(env.cfg["env"]["action_latency"]) if latency is None else latency
+    with env.playback(steps, dr_ranges=NOMINAL_DR, latency=latency, residual_base=residual_base,
+                      action_scale=action_scale):
+        env.reset_envs(torch.ones(n, dtype=torch.bool, device=dev), torch.zeros(n, dtype=torch.long, device=dev))
         # Frame 0: the reset state; foot positions from Genesis' forward kinematics, contact by height.
         env.foot_pos.copy_(env.robot.get_links_pos(env.foot_link_idx))
         z0 = env.foot_pos[0, :, 2].cpu().numpy() - robot.foot_radius
         sample(z0 < START_CONTACT_HEIGHT)
         for k in range(1, steps + 1):
-            _, _, dones, _ = env.step(zeros)
+            step_actions = zeros if actions is None else actions[k - 1].to(dev).expand(n, env.num_actions)
+            _, _, dones, _ = env.step(step_actions)
             if bool(dones[0]):  # no termination, no time-out before `steps`: a physics fault
                 faulted = True
                 break
+            rows["pd_target"].append(env.pd_target[0].double().cpu().numpy().copy())
             sample(env.foot_contact[0].cpu().numpy().copy())
             if body_time is None and bool(env.body_contact_now[0]):
                 body_time = k * env.dt
                 if stop_on_fall:
                     break
-    finally:
-        for a, v in saved.items():
-            setattr(env, a, v)
-        env.delayed.copy_(saved_delayed)
-        env.reset_envs(all_envs)
 
+    rows["pd_target"].append(rows["pd_target"][-1] if rows["pd_target"] else rows["dof_pos"][0])
     arr = {k: np.stack(v) for k, v in rows.items()}
     settings = {
         "method": "physics recording: zero-action replay of the source clip in Genesis, from t = 0",
@@ -115,14 +115,17 @@ def record(env, *, seconds: float | None = None, stop_on_fall: bool = False) -> 
         "policy_action": 0.0,
         "foot_contact": f"Genesis foot contact force > {CONTACT_FORCE:g} N "
                         f"(frame 0: foot within {START_CONTACT_HEIGHT * 1000:g} mm of the ground)",
-        "velocities": "recomputed from the recorded positions (central differences)",
+        "velocities": "the simulator's" if simulated_velocities else
+                      "recomputed from the recorded positions (central differences)",
         "recorded_seconds": (len(arr["root_pos"]) - 1) * env.dt,
         "body_contact_time_s": body_time,
     }
+    velocities = {k: arr[k] for k in ("root_lin_vel", "root_ang_vel", "dof_vel")} if simulated_velocities else {}
     clip = Clip(
         fps=1.0 / env.dt, root_pos=arr["root_pos"], root_quat=arr["root_quat"], dof_pos=arr["dof_pos"],
         foot_pos=arr["foot_pos"], foot_contact=arr["foot_contact"], joint_names=tuple(robot.joint_names),
         foot_names=tuple(robot.foot_names), robot=robot.name, loop_mode="none", retarget_settings=settings,
+        pd_target=arr["pd_target"] if store_pd_target else None, **velocities,
     )
     return Recording(clip=clip, body_contact_time=body_time, faulted=faulted, settings=settings)
 

@@ -307,10 +307,6 @@ def _write_png(frame: np.ndarray, path: Path) -> None:
 # ---------------------------------------------------------------------------- policies and rollouts
 
 
-_ROLLOUT_ATTRS = ("body_contact", "max_height_error", "max_position_error", "max_orientation_error",
-                  "max_episode_length")
-
-
 @dataclass
 class Rollout:
     robot: Track
@@ -331,7 +327,6 @@ def rollout(policy, env, seconds: float, label: str = "policy", env_idx: int = 0
 
     from .metrics import Trajectory, episode_metrics
 
-    saved = {a: getattr(env, a) for a in _ROLLOUT_ATTRS}
     steps = max(1, int(round(seconds / env.dt)))
     n, dev = env.num_envs, env.device
     all_envs = torch.ones(n, dtype=torch.bool, device=dev)
@@ -353,10 +348,7 @@ def rollout(policy, env, seconds: float, label: str = "policy", env_idx: int = 0
         rec["body_contact"].append(bool(bc[e]) if bc is not None and not first else False)
         rec["frame"].append(int(env.frame[e]))
 
-    try:
-        env.body_contact = False
-        env.max_height_error = env.max_position_error = env.max_orientation_error = None
-        env.max_episode_length = 10 ** 9
+    with env.playback(steps):
         obs = env.reset_envs(all_envs, torch.zeros(n, dtype=torch.long, device=dev))
         record(first=True)
         with torch.no_grad():
@@ -364,10 +356,6 @@ def rollout(policy, env, seconds: float, label: str = "policy", env_idx: int = 0
                 actions = policy(obs)
                 obs, _, _, _ = env.step(actions.to(dev))
                 record()
-    finally:
-        for a, v in saved.items():
-            setattr(env, a, v)
-        env.reset_envs(all_envs)
     arr = {k: np.asarray(v) for k, v in rec.items()}
     names = tuple(env.robot_desc.joint_names)
     feet = tuple(env.robot_desc.foot_names)
@@ -377,11 +365,11 @@ def rollout(policy, env, seconds: float, label: str = "policy", env_idx: int = 0
                       foot_pos=arr["foot_pos"][None], foot_contact=arr["foot_contact"][None],
                       body_contact=arr["body_contact"][None], joint_names=names, foot_names=feet)
     ref = env.ref
-    idx = torch.as_tensor(arr["frame"], dtype=torch.long, device=ref.root_pos.device).clamp(0, ref.last)
-    reference = Track("reference", ref.root_pos[idx].cpu().numpy(), ref.root_quat[idx].cpu().numpy(),
-                      ref.dof_pos[idx].cpu().numpy(), names, ghost=True)
+    at = ref.frame(torch.as_tensor(arr["frame"], dtype=torch.long, device=ref.root_pos.device))
+    reference = Track("reference", at.root_pos.cpu().numpy(), at.root_quat.cpu().numpy(), at.dof_pos.cpu().numpy(),
+                      names, ghost=True)
     robot = Track(label, arr["root_pos"], arr["root_quat"], arr["dof_pos"], names)
-    metrics = {k: v[0].item() for k, v in episode_metrics(traj).items()}
+    metrics = {k: v[0].item() for k, v in episode_metrics(traj, tolerances=env.success_tolerances, reference=ref).items()}
     return Rollout(robot, reference, traj, metrics)
 
 

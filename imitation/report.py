@@ -23,10 +23,11 @@ CURVE_TARGET = 0.9     # learning speed from eval curves: env steps until the ra
 
 # Learning-curve panels: (title, progress keys tried in order, y label).
 CURVES = (
-    ("success rate (episodes from t = 0)", ("Flip/success_rate",), "success rate"),
-    ("backward pitch turned", ("Flip/pitch_rotation_deg",), "deg"),
-    ("joint RMSE vs reference", ("Flip/joint_rmse", "Tracking/joint_pos_rmse"), "rad"),
-    ("root orientation error", ("Flip/root_orient_error", "Tracking/root_orientation_error"), "rad"),
+    ("success rate (episodes from t = 0)", ("Success/success_rate", "Flip/success_rate"), "success rate"),
+    ("backward pitch turned", ("Success/pitch_rotation_deg", "Flip/pitch_rotation_deg"), "deg"),
+    ("joint RMSE vs reference", ("Success/joint_rmse", "Flip/joint_rmse", "Tracking/joint_pos_rmse"), "rad"),
+    ("root orientation error", ("Success/root_orient_error", "Flip/root_orient_error", "Tracking/root_orientation_error"),
+     "rad"),
 )
 
 # Verdict metrics: key, what, better ("high", "low", "ref": closer to the reference value).
@@ -102,10 +103,15 @@ def curve(records: list[dict], keys) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def first_reaching(records: list[dict], key: str, target: float) -> dict | None:
-    """The first progress record whose `key` reaches `target`: {env_steps, wall_time, iteration}."""
+SUCCESS_KEYS = ("Success/success_rate", "Flip/success_rate")   # the training log's success rate (older runs: Flip/)
+
+
+def first_reaching(records: list[dict], key, target: float) -> dict | None:
+    """The first progress record whose `key` (or the first present of several keys) reaches `target`:
+    {env_steps, wall_time, iteration}."""
+    keys = (key,) if isinstance(key, str) else tuple(key)
     for r in records:
-        v = _value(r, (key,))
+        v = _value(r, keys)
         if math.isfinite(v) and v >= target:
             return {"env_steps": r.get("env_steps"), "wall_time": r.get("wall_time"), "iteration": r.get("iteration")}
     return None
@@ -190,7 +196,7 @@ def verdicts(summaries: dict[str, dict], ref: dict[str, float] | None, speed: di
             winner, detail = None, ("not comparable: checkpoint evaluations for one policy, the training log for the "
                                     "other")
         elif missing:
-            winner, detail = None, (f"not measurable: no `Flip/success_rate` in the progress.jsonl of "
+            winner, detail = None, (f"not measurable: no `Success/success_rate` in the progress.jsonl of "
                                     f"{' and '.join(missing)} (runs from before it was logged)")
         elif sa_steps is None and sb_steps is None:
             winner, detail = None, f"neither reached {target} within its budget"
@@ -270,10 +276,10 @@ def learning_speed(data: PolicyData) -> dict:
                      for m in ms]
         source, target, logged = "eval_curve", CURVE_TARGET, True
     else:
-        per_run = [first_reaching(rec, "Flip/success_rate", SUCCESS_TARGET) for rec in data.progress]
-        first_any = [first_reaching(rec, "Flip/success_rate", 1e-9) for rec in data.progress]
+        per_run = [first_reaching(rec, SUCCESS_KEYS, SUCCESS_TARGET) for rec in data.progress]
+        first_any = [first_reaching(rec, SUCCESS_KEYS, 1e-9) for rec in data.progress]
         ms, source, target = [], "training", SUCCESS_TARGET
-        logged = all(any("Flip/success_rate" in (r.get("episode") or {}) for r in rec) for rec in data.progress)
+        logged = all(any(set(SUCCESS_KEYS) & set(r.get("episode") or {}) for r in rec) for rec in data.progress)
     steps = [r["env_steps"] for r in per_run if r is not None]
     reached = len(steps)
     # Median over seeds, counting a seed that never reached the target as infinitely slow.
@@ -515,7 +521,7 @@ def build_report(out: str | Path, policies: list[PolicyData], clip=None, *, vide
                           f"{_steps(m['final_env_steps'])} | {pct(m['final_success_rate'])} | {pct(m['best_success_rate'])} |")
         md += [""]
     md += [f"Env steps until the success rate of the training episodes that start at t = 0 (the noisy policy, "
-           f"`Flip/success_rate` of progress.jsonl) first reached {SUCCESS_TARGET:.0%}, and until its first success.", "",
+           f"`Success/success_rate` of progress.jsonl) first reached {SUCCESS_TARGET:.0%}, and until its first success.", "",
            "| policy | runs reaching it | median env steps | per run | first success per run | env steps/s |",
            "|---|---:|---:|---|---|---:|"]
     training_speed = {p.label: learning_speed(PolicyData(p.label, p.runs, p.progress)) for p in policies}

@@ -124,6 +124,12 @@ def feet_height(state: State, ref: RefFrame, scale):
     return torch.exp(-scale * _sq(state.foot_pos[..., 2] - ref.foot_pos[..., 2]))
 
 
+@term
+def feet_contact(state: State, ref: RefFrame):
+    """Share of feet whose ground contact matches the reference's contact schedule (0..1)."""
+    return (state.foot_contact == ref.foot_contact).to(state.foot_pos.dtype).mean(-1)
+
+
 # ---------------------------------------------------------------------------- regularizers
 
 
@@ -143,7 +149,7 @@ def torque(state: State, ref: RefFrame):
 
 
 # ---------------------------------------------------------------------------- reward-only backflip
-# The official recipe (REFERENCE.md §4, public repository ziyanx02/Genesis-backflip), term by term.
+# The official recipe (docs/facts.md §4, public repository ziyanx02/Genesis-backflip), term by term.
 # t is the time since the episode started; the time windows are open intervals as in that code.
 # Leg order FR, FL, RR, RL (hip, thigh, calf), the order of the official policy's actions.
 

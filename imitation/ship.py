@@ -4,6 +4,9 @@
     config.yaml                     the resolved training config (evaluation reads its settings)
     progress.jsonl                  the training log, every `every`-th iteration and the last, learning-curve keys only
     eval_curve*.json                the checkpoint evaluations (imitation.sweep), if made
+    provenance.json                 where the policy comes from: the reference clip and its sha256, the motion file it
+                                    was made from (path in the project and sha256) and how (retargeting, refinement
+                                    settings), the training config's experiment, seed, envs and budget
 
 `imitation eval`, `compare --runs` and `pipeline` take such a folder like a run folder. Checkpoints with
 optimizer state stay in the run (they are ~3x larger and only needed to resume).
@@ -22,7 +25,7 @@ from retarget.robot import PROJECT_ROOT
 # Keys of a progress record that the report's learning curves and speed use.
 _TOP_KEYS = ("iteration", "env_steps", "wall_time", "steps_per_s", "mean_reward", "mean_episode_length", "action_std",
              "learning_rate")
-_EPISODE_PREFIXES = ("Flip/", "Tracking/")
+_EPISODE_PREFIXES = ("Success/", "Flip/", "Tracking/")
 
 
 def thin_progress(lines: list[str], every: int) -> list[str]:
@@ -70,4 +73,35 @@ def ship_run(run_dir, dest, *, every: int = 5) -> Path:
     progress = run_dir / "progress.jsonl"
     if progress.is_file():
         write_text_atomic(dest / "progress.jsonl", "\n".join(thin_progress(progress.read_text().splitlines(), every)) + "\n")
+    write_text_atomic(dest / "provenance.json", json.dumps(provenance(run_dir), indent=1) + "\n")
     return dest
+
+
+def provenance(run_dir) -> dict:
+    """The chain source motion -> clip -> training of a run (see the module docstring)."""
+    import yaml
+
+    from retarget.clip import read_clip, sha256_of
+
+    cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+    clip_path = Path(cfg["clip"])
+    out = {"clip": portable_config(f"x: {clip_path}").strip()[3:], "experiment": cfg["experiment"], "seed": cfg["seed"],
+           "num_envs": cfg["env"]["num_envs"], "max_iterations": cfg["ppo"]["max_iterations"],
+           "env_steps": cfg["env"]["num_envs"] * cfg["ppo"]["num_steps_per_env"] * cfg["ppo"]["max_iterations"]}
+    if clip_path.is_file():
+        clip = read_clip(clip_path)
+        out["clip_sha256"] = sha256_of(clip_path)
+        # The motion file by its content: the project's motion file with the clip's recorded sha256.
+        source = next((p for p in sorted((PROJECT_ROOT / "motions").rglob("*"))
+                       if p.is_file() and p.suffix in (".yaml", ".txt", ".json", ".csv")
+                       and sha256_of(p) == clip.source_sha256), None)
+        out["source"] = {"file": str(source.relative_to(PROJECT_ROOT)) if source else clip.source_file,
+                         "sha256": clip.source_sha256}
+        settings = clip.retarget_settings
+        if "refine" in settings:
+            out["refinement"] = {"settings": settings["refine"], "seed": settings.get("seed"),
+                                 "physics": settings.get("physics"), "method": settings.get("method")}
+            out["source"]["retarget_settings"] = settings.get("source_retarget_settings")
+        else:
+            out["source"]["retarget_settings"] = settings
+    return out

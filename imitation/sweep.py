@@ -3,7 +3,7 @@
 
     imitation sweep RUN [RUN ...] --episodes 100 --randomize --every 50
 
-The training log's own success rate (`Flip/success_rate`) scores the *noisy* policy on the few training
+The training log's own success rate (`Success/success_rate`) scores the *noisy* policy on the few training
 episodes that start at t = 0; this scores the policy that is shipped. Each run gets `eval_curve.json`
 (or `eval_curve_nominal.json`): one row per checkpoint with its iteration, env steps and summary metrics.
 The evaluation seed is the same for every checkpoint, so all of them meet the same randomized robots

@@ -5,20 +5,29 @@ A run lives in `runs/<experiment>/<timestamp>[_<run name>]/`: `config.yaml` (the
 `progress.jsonl` (one line of metrics per iteration) and `exported/policy.{pt,onnx}`.
 Ctrl-C or SIGTERM stops at the end of the current iteration and saves a checkpoint (a second
 Ctrl-C aborts at once); `resume=` continues a run from its last checkpoint with its own config and
-optimizer state. Multi-GPU: launch with `torchrun --nproc_per_node=N ...` and device "cuda":
-each rank uses cuda:LOCAL_RANK, rank 0 writes the run.
+optimizer state.
+
+Several processes train one policy when launched with `torchrun --nproc_per_node=N -m imitation.cli train`: on
+CPUs (gloo) or one GPU per rank (cuda:LOCAL_RANK, NCCL). The config's `env.num_envs` is the total over all
+ranks: each rank builds its own scene with num_envs / N envs and collects its own rollouts, seeds are seed + rank,
+and rsl-rl's PPO averages gradients and the adaptive learning rate over the ranks (imitation.distributed). Rank 0
+writes the run, which is like any other. A rank that dies ends every rank's next collective; rank 0 then saves
+the last finished iteration.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
+import hashlib
 import io
 import json
 import math
 import os
 import re
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -28,10 +37,13 @@ import yaml
 
 from rsl_rl.runners import OnPolicyRunner
 
+from retarget.clip import sha256_of
+from retarget.errors import InputError
 from retarget.files import atomic_path, write_text_atomic
 from retarget.robot import PROJECT_ROOT
 
 from . import config as config_mod
+from . import distributed
 
 CONFIG_NAME = "config.yaml"
 _CKPT = re.compile(r"model_(\d+)\.pt$")
@@ -53,27 +65,34 @@ def init_genesis(device: str) -> None:
     """gs.init once per process, on the CPU or on the current CUDA device."""
     import genesis as gs
 
+    from .quiet import filtered_stderr, quiet_genesis_logger
+
     if getattr(gs, "_initialized", False):
         return
-    gs.init(backend=gs.cpu if device == "cpu" else gs.gpu, logging_level="warning")
+    with filtered_stderr():
+        gs.init(backend=gs.cpu if device == "cpu" else gs.gpu, logging_level="warning")
+    quiet_genesis_logger()
 
 
 def resolve_device(device: str) -> tuple[str, int, int]:
-    """(torch device, rank, world size). Under torchrun each rank takes cuda:LOCAL_RANK."""
-    world = int(os.getenv("WORLD_SIZE", "1"))
-    rank = int(os.getenv("RANK", "0"))
+    """(torch device, rank, world size). Under torchrun every rank runs on the CPU, or each on cuda:LOCAL_RANK."""
+    p = distributed.place()
     if device == "cpu":
-        if world > 1:
-            raise ValueError("multi-process training needs CUDA devices (rsl-rl has no CPU multi-process mode)")
-        return "cpu", 0, 1
+        return "cpu", p.rank, p.world
     if not device.startswith("cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:i]', got {device!r}")
-    if world > 1:
-        device = f"cuda:{int(os.getenv('LOCAL_RANK', '0'))}"
+    if p.distributed:
+        device = f"cuda:{p.local_rank}"
     elif device == "cuda":
         device = "cuda:0"
     torch.cuda.set_device(torch.device(device))
-    return device, rank, world
+    return device, p.rank, p.world
+
+
+def default_update_threads() -> int:
+    """The cores of this machine shared out among the ranks on it: the update of each rank runs while the others
+    update too (they meet at every mini-batch)."""
+    return max(1, cpu_cores() // distributed.place().local_world)
 
 
 # ---------------------------------------------------------------------------- the runner
@@ -89,12 +108,13 @@ class Runner(OnPolicyRunner):
         self.exp_cfg = exp_cfg
         self.run_dir = log_dir
         self.verbose = verbose
-        self.update_threads = cpu_cores() if update_threads is None else max(1, int(update_threads))
+        self.update_threads = default_update_threads() if update_threads is None else max(1, int(update_threads))
         self.completed = 0                 # iterations completed (= the next iteration's index)
         self.total = 0
         self.stop_requested = False
         self._updating = False
         self._offset = (0, 0.0)            # env steps and seconds of a resumed run's earlier sessions
+        self._finished = None              # rank 0 of several: (iteration, state) at the end of the last iteration
         opt = self.alg.optimizer
         if type(opt) is torch.optim.Adam and not opt.defaults.get("fused"):
             # The fused Adam (CPU and CUDA): one kernel for all parameters instead of a loop of small ops per
@@ -106,6 +126,9 @@ class Runner(OnPolicyRunner):
 
         def log(it, start_it, total_it, collect_time, learn_time, **kw):
             self.completed, self.total = it + 1, total_it
+            if self.is_distributed and self.run_dir is not None:
+                # What rank 0 saves if another rank dies during the next iteration (its state is then half-updated).
+                self._finished = (self.completed, copy.deepcopy(self.alg.save()))
             extras = _episode_means(self.logger.ep_extras)
             quiet = contextlib.nullcontext() if self.verbose else contextlib.redirect_stdout(io.StringIO())
             with quiet:  # rsl-rl's own multi-line report: only with verbose
@@ -128,6 +151,47 @@ class Runner(OnPolicyRunner):
                 self._updating = False
 
         self.logger.log, self.alg.update = log, update
+
+    # -- several ranks
+
+    def _configure_multi_gpu(self) -> None:
+        """rsl-rl's set-up of several ranks, on CPUs (gloo) as well as on GPUs (NCCL, cuda:LOCAL_RANK).
+
+        Sets what rsl-rl reads (is_distributed, gpu_world_size, gpu_global_rank, gpu_local_rank,
+        cfg["multi_gpu"]); the process group is train()'s (imitation.distributed.init), joined here if not yet."""
+        p = distributed.place()
+        self.is_distributed = p.distributed
+        self.gpu_world_size, self.gpu_global_rank, self.gpu_local_rank = p.world, p.rank, p.local_rank
+        if not p.distributed:
+            self.cfg["multi_gpu"] = None
+            return
+        if self.device != "cpu" and self.device != f"cuda:{p.local_rank}":
+            raise ValueError(f"device {self.device!r} of rank {p.rank}: expected 'cpu' or 'cuda:{p.local_rank}' "
+                             f"(one GPU per rank, by LOCAL_RANK)")
+        distributed.init(self.device)
+        self.cfg["multi_gpu"] = {"global_rank": p.rank, "local_rank": p.local_rank, "world_size": p.world}
+
+    def weights_sha256(self) -> str:
+        """Fingerprint of the actor's and the critic's parameters and buffers (equal on every rank after updates)."""
+        h = hashlib.sha256()
+        for model in (self.alg.actor, self.alg.critic):
+            for key, value in model.state_dict().items():
+                h.update(key.encode())
+                h.update(value.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def save_last_finished(self) -> Path | None:
+        """After another rank died: write the state at the end of the last finished iteration (rank 0), without
+        another collective. Nothing when that checkpoint exists already or no iteration finished."""
+        if self._finished is None or self.run_dir is None:
+            return None
+        n, state = self._finished
+        final = Path(self.run_dir) / f"model_{n}.pt"
+        if not final.is_file():
+            state = {**state, "iter": n, "infos": {"config": self.exp_cfg}}
+            with atomic_path(final) as tmp:
+                torch.save(state, tmp)
+        return final
 
     # -- checkpoints
 
@@ -173,7 +237,7 @@ class Runner(OnPolicyRunner):
 
     def _should_stop(self) -> bool:
         stop = self.stop_requested
-        if self.is_distributed:  # every rank must leave at the same iteration
+        if self.is_distributed:  # every rank must leave at the same iteration (a SIGTERM may reach only one)
             flag = torch.tensor([1.0 if stop else 0.0], device=self.device)
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
             stop = bool(flag.item())
@@ -199,8 +263,8 @@ class Runner(OnPolicyRunner):
         # Learning curves of the flip (episodes from t = 0) also against env steps, the x axis that
         # compares runs of different sizes.
         for key, value in extras.items():
-            if key.startswith("Flip/") and math.isfinite(value):
-                lg.writer.add_scalar("FlipByEnvSteps/" + key[5:], value, env_steps)
+            if key.startswith("Success/") and math.isfinite(value):
+                lg.writer.add_scalar("SuccessByEnvSteps/" + key[8:], value, env_steps)
         extras = {k: (v if math.isfinite(v) else None) for k, v in extras.items()}  # NaN is not JSON
         record = {
             "iteration": it + 1, "env_steps": env_steps,
@@ -208,7 +272,7 @@ class Runner(OnPolicyRunner):
             "steps_per_s": steps / it_time, "collect_s": collect_time, "learn_s": learn_time,
             "mean_reward": mean_rew, "mean_episode_length": mean_len,
             "action_std": float(action_std.detach().mean()) if action_std is not None else None,
-            "learning_rate": self.alg.learning_rate, "episode": extras,
+            "learning_rate": self.alg.learning_rate, "ranks": self.gpu_world_size, "episode": extras,
         }
         with open(Path(self.run_dir) / "progress.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -254,6 +318,7 @@ def train(
     env=None,
     verbose: bool = False,
     update_threads: int | None = None,
+    timeout_s: float | None = None,
 ) -> Path:
     """Train a policy; returns the run directory.
 
@@ -261,23 +326,42 @@ def train(
     `clip`, `num_envs`, `max_iterations`, `seed` override the config. With `resume` (a run dir or a
     checkpoint), training continues at the checkpoint's iteration up to `max_iterations` in total
     (default: the config's). `env`: an already built ImitationEnv to train in (tests reuse one).
-    `update_threads`: torch CPU threads for the PPO update; default: every core this process may use, which
-    the update has to itself (Genesis waits for it). Runs side by side must share the cores out (1 each on 2 cores:
-    two runs with 2 update threads each oversubscribed the cores and their updates ran ~50x slower).
+    `update_threads`: torch CPU threads for the PPO update; default: every core this process may use (shared out
+    among the ranks on this machine under torchrun), which the update has to itself (Genesis waits for it). Runs
+    side by side must share the cores out (1 each on 2 cores: two runs with 2 update threads each oversubscribed
+    the cores and their updates ran ~50x slower).
+
+    Under torchrun (several ranks): `num_envs` is the total, split evenly over the ranks; only rank 0 reads the
+    run to resume (the others get its config and checkpoint); `timeout_s` bounds every wait for the other ranks
+    (default imitation.distributed.DEFAULT_TIMEOUT_S).
     """
     device, rank, world = resolve_device(device)
+    if world > 1:
+        distributed.init(device, timeout_s or distributed.DEFAULT_TIMEOUT_S)
 
     # ---- config and run directory
     ckpt = None
     if resume is not None:
-        resume = Path(resume)
-        ckpt = latest_checkpoint(resume) if resume.is_dir() else resume
-        run_dir = ckpt.parent
-        cfg = config_mod.validate(yaml.safe_load((run_dir / CONFIG_NAME).read_text()), str(run_dir / CONFIG_NAME))
-        if config_path is not None:
+        def read_run():
+            path = Path(resume)
+            found = latest_checkpoint(path) if path.is_dir() else path
+            if not found.is_file():
+                raise FileNotFoundError(f"{found}: no such checkpoint")
+            folder = found.parent
+            run_cfg = config_mod.validate(yaml.safe_load((folder / CONFIG_NAME).read_text()), str(folder / CONFIG_NAME))
+            if clip is not None and Path(clip).resolve() != Path(run_cfg["clip"]).resolve():
+                raise ValueError(f"resume: the run was trained on {run_cfg['clip']}, not {clip}")
+            return run_cfg, folder, found
+
+        # Rank 0 reads the run; the others need not see its folder (another node): they get config and checkpoint.
+        cfg, run_dir, ckpt = distributed.checked(read_run if rank == 0 else lambda: (None, None, None))
+        if world > 1:
+            cfg, run_dir, data = distributed.from_rank0((cfg, str(run_dir), ckpt.read_bytes() if rank == 0 else None))
+            run_dir = Path(run_dir)
+            if rank > 0:
+                ckpt = io.BytesIO(data)
+        if config_path is not None and rank == 0:
             print(f"resuming {run_dir}: its own {CONFIG_NAME} is used, not {config_path}")
-        if clip is not None and Path(clip).resolve() != Path(cfg["clip"]).resolve():
-            raise ValueError(f"resume: the run was trained on {cfg['clip']}, not {clip}")
         if num_envs is not None:
             cfg["env"]["num_envs"] = int(num_envs)
         if max_iterations is not None:
@@ -285,29 +369,47 @@ def train(
     else:
         if config_path is None:
             raise ValueError("a config file is needed unless resuming")
-        overrides: dict = {}
-        if clip is not None:
-            overrides["clip"] = str(clip)
-        if num_envs is not None:
-            overrides.setdefault("env", {})["num_envs"] = int(num_envs)
-        if max_iterations is not None:
-            overrides.setdefault("ppo", {})["max_iterations"] = int(max_iterations)
-        if seed is not None:
-            overrides["seed"] = int(seed)
-        cfg = config_mod.load_config(config_path, overrides)
-        if cfg["clip"] is not None:
-            from retarget.clip import read_clip
-            from retarget.robot import load_robot
 
-            from .env import resolve_path
+        def read_config():
+            overrides: dict = {}
+            if clip is not None:
+                overrides["clip"] = str(clip)
+            if num_envs is not None:
+                overrides.setdefault("env", {})["num_envs"] = int(num_envs)
+            if max_iterations is not None:
+                overrides.setdefault("ppo", {})["max_iterations"] = int(max_iterations)
+            if seed is not None:
+                overrides["seed"] = int(seed)
+            loaded = config_mod.load_config(config_path, overrides)
+            if loaded["clip"] is None and env is None:
+                raise InputError(f"{config_path}: clip: no reference clip in this config; give one with --clip CLIP")
+            if loaded["clip"] is not None:
+                from retarget.clip import read_clip
+                from retarget.robot import load_robot
 
-            cfg["clip"] = str(resolve_path(cfg["clip"]).resolve())
-            read_clip(cfg["clip"], load_robot(resolve_path(cfg["robot"])))  # bad input fails before a run folder exists
+                from .env import resolve_path
+
+                loaded["clip"] = str(resolve_path(loaded["clip"]).resolve())
+                read_clip(loaded["clip"], load_robot(resolve_path(loaded["robot"])))  # bad input fails before a run folder exists
+            return loaded
+
+        cfg = distributed.checked(read_config)
         stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         run_dir = Path(runs_dir) / cfg["experiment"] / (stamp + (f"_{run_name}" if run_name else ""))
+        run_dir = Path(distributed.from_rank0(str(run_dir)))  # rank 0's clock names the run
     if env is not None:
-        cfg["env"]["num_envs"] = env.num_envs
+        cfg["env"]["num_envs"] = env.num_envs * world
     cfg["run_name"] = run_name
+
+    if world > 1:
+        # Each rank read its own config and clip (on several nodes: its own files); they must be the same.
+        shown = {k: v for k, v in cfg.items() if k not in ("run_name", "clip")}  # the clip by content, not path
+        clip_sha = distributed.checked(lambda: sha256_of(cfg["clip"]) if cfg["clip"] else "none")
+        distributed.agree({"config": distributed.flatten(shown), "clip (sha256)": clip_sha})
+        total = int(cfg["env"]["num_envs"])
+        distributed.stop_on_any_error(
+            None if total % world == 0 and total >= world else
+            f"{total} envs do not split evenly over {world} ranks (--num-envs is the total over all ranks)")
 
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -323,7 +425,8 @@ def train(
     if env is None:
         from .env import ImitationEnv
 
-        env = ImitationEnv(cfg)
+        # This rank's share of the envs, and its own seed for the env's own draws.
+        env = ImitationEnv({**cfg, "seed": s, "env": {**cfg["env"], "num_envs": cfg["env"]["num_envs"] // world}})
     env.set_log_interval(cfg["ppo"]["num_steps_per_env"])
     if not cfg["reset"]["rsi"]:  # every env starts at t = 0: spread their clocks, or rollouts run in lockstep
         env.desynchronize()
@@ -333,9 +436,13 @@ def train(
                     update_threads=update_threads)
     runner.add_git_repo_to_log(str(PROJECT_ROOT))
     if ckpt is not None:
-        runner.load(str(ckpt))
-        print(f"resumed from {ckpt} at iteration {runner.completed}")
+        runner.load(ckpt)
+        if rank == 0:
+            print(f"resumed from {ckpt} at iteration {runner.completed}")
     remaining = max(0, cfg["ppo"]["max_iterations"] - runner.completed)
+    if world > 1 and rank == 0:
+        print(f"{world} ranks x {env.num_envs} envs on {'the CPU' if device == 'cpu' else 'one GPU each'} "
+              f"({torch.distributed.get_backend()}), {runner.update_threads} update thread(s) per rank", flush=True)
 
     def on_signal(signum, frame):
         if runner.stop_requested:  # second signal: abort now
@@ -345,6 +452,7 @@ def train(
 
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     interrupted = False
+    lost = None
     t0 = time.time()
     try:
         if remaining > 0:
@@ -354,15 +462,37 @@ def train(
     except KeyboardInterrupt:
         interrupted = True
         if runner._updating:  # parameters half-updated: keep the last checkpoint as is
-            print("aborted during a policy update: not saving")
+            saved = runner.save_last_finished()  # (several ranks: rank 0 kept the last finished iteration)
+            print("aborted during a policy update: " + ("not saving" if saved is None else f"saved the last finished "
+                                                         f"iteration, {saved}"))
             raise
+    except Exception as e:
+        if not (runner.is_distributed and distributed.is_peer_failure(e)):
+            raise
+        lost = e
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+    if lost is not None:
+        # Another rank is gone (torchrun stops the others when one fails): no more collectives, so rank 0 saves the
+        # last iteration every rank finished and every rank exits.
+        path = runner.save_last_finished()
+        # gloo's text: "[<source file>:<line>] Read error [<peer>]: Connection reset by peer. This is typically ..."
+        what = re.sub(r"^\[[^\]]*\]\s*", "", str(lost).strip()).split(". ")[0].splitlines()[0][:160] or type(lost).__name__
+        if rank == 0:
+            saved = (f"last finished iteration {runner.completed}: checkpoint {path}; continue with --resume {run_dir}"
+                     if path is not None else "no iteration finished: nothing saved")
+            print(f"stopped: another rank failed ({what}); {saved}", file=sys.stderr, flush=True)
+        else:
+            print(f"rank {rank} stopped: another rank failed ({what})", file=sys.stderr, flush=True)
+        raise SystemExit(1)
     path = runner.save()
     runner.export()
     if runner.logger.writer is not None and hasattr(runner.logger.writer, "close"):
         runner.logger.writer.close()
+    if world > 1:
+        print(f"rank {rank} weights sha256: {runner.weights_sha256()}", flush=True)
+        distributed.close()
     if rank == 0:
         what = "stopped" if interrupted else "finished"
         print(f"{what} at iteration {runner.completed} after {time.time() - t0:.0f} s: checkpoint {path}, run {run_dir}")

@@ -8,6 +8,11 @@ Layout (format version 1). N frames at a fixed rate; arrays are float64 unless n
       fps             float      frames per second
       duration        float      (N - 1) / fps, seconds
       loop_mode       str        "none" (hold the last frame) | "wrap"
+      cycle_offset_position  bool  optional (false when absent). With "wrap": each repetition starts where
+                                   the previous one ended (the root's x, y displacement over the clip, not z),
+                                   motion_imitation's EnableCycleOffsetPosition
+      cycle_offset_rotation  bool  optional (false when absent). With "wrap": each repetition is also turned
+                                   by the clip's heading change (EnableCycleOffsetRotation); see cycle_delta()
       joint_names     str[12]    order of dof_pos / dof_vel columns
       foot_names      str[4]     order of foot_pos / foot_contact
       quat_convention str        "wxyz"
@@ -26,9 +31,16 @@ Layout (format version 1). N frames at a fixed rate; arrays are float64 unless n
       foot_pos      (N, 4, 3)  m, foot link origins, world frame
       foot_contact  (N, 4)     uint8 (1 = foot on the ground)
       phase         (N,)       time / duration, 0 .. 1
+    optional datasets
+      pd_target     (N, 12)    rad, open-loop PD position targets that produce the motion in the simulator
+                               (physics refinement, `imitation refine`): target k is applied while the robot
+                               moves from frame k to frame k + 1 (the last row repeats the one before). The
+                               refinement settings are in `retarget_settings`, its report in `quality`.
 
 Velocities are central differences of the stored positions (one-sided at the ends), so integrating
-them reproduces the positions and the angular velocity is the quaternion's derivative.
+them reproduces the positions and the angular velocity is the quaternion's derivative; except in a
+physics recording or refinement, which stores the simulator's own velocities (`retarget_settings`
+says which), so that starting the simulator from any frame's state reproduces the next frames.
 """
 
 from __future__ import annotations
@@ -63,6 +75,7 @@ DATASETS = {
     "foot_contact": ("F",),
     "phase": (),
 }
+OPTIONAL_DATASETS = {"pd_target": ("J",)}
 
 
 @dataclass
@@ -78,8 +91,11 @@ class Clip:
     root_lin_vel: np.ndarray = None
     root_ang_vel: np.ndarray = None
     dof_vel: np.ndarray = None
+    pd_target: np.ndarray | None = None
     robot: str = "go2"
     loop_mode: str = "none"
+    cycle_offset_position: bool = False
+    cycle_offset_rotation: bool = False
     source_file: str = ""
     source_sha256: str = ""
     retarget_settings: dict = field(default_factory=dict)
@@ -94,6 +110,8 @@ class Clip:
         if self.root_ang_vel is None:
             self.root_ang_vel = angular_velocity(self.root_quat, self.fps)
         self.foot_contact = np.asarray(self.foot_contact).astype(np.uint8)
+        if self.pd_target is not None:
+            self.pd_target = np.asarray(self.pd_target, float)
 
     @property
     def num_frames(self) -> int:
@@ -112,7 +130,10 @@ class Clip:
         return self.time / max(self.duration, 1e-12)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in DATASETS}
+        """Every dataset the clip holds: the required ones, then the optional ones it has."""
+        out = {name: getattr(self, name) for name in DATASETS}
+        out.update({name: getattr(self, name) for name in OPTIONAL_DATASETS if getattr(self, name) is not None})
+        return out
 
     def sample(self, t: np.ndarray) -> dict[str, np.ndarray]:
         """Reference state at arbitrary times (any shape), vectorized.
@@ -132,8 +153,10 @@ class Clip:
         i0 = np.minimum(np.floor(x).astype(int), self.num_frames - 2)
         w = x - i0
         out = {}
-        for name in ("root_pos", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel", "foot_pos"):
+        for name in ("root_pos", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel", "foot_pos", "pd_target"):
             a = getattr(self, name)
+            if a is None:
+                continue
             wb = w.reshape(-1, *([1] * (a.ndim - 1)))
             out[name] = (1 - wb) * a[i0] + wb * a[i0 + 1]
         rots = Rotation.from_quat(self.root_quat, scalar_first=True)
@@ -149,8 +172,12 @@ class Clip:
         check_frame_count(n, f"resampling to {fps:g} fps")
         s = self.sample(np.arange(n) / fps)
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        if np.isclose(fps, self.fps) and n == self.num_frames:
+            return Clip(**kw)  # the same frames: keep the stored velocities (a recording's are the simulator's)
         kw.update(fps=float(fps), root_lin_vel=None, root_ang_vel=None, dof_vel=None,
                   **{k: s[k] for k in ("root_pos", "root_quat", "dof_pos", "foot_pos", "foot_contact")})
+        if self.pd_target is not None:
+            kw["pd_target"] = s["pd_target"]
         return Clip(**kw)
 
 
@@ -158,6 +185,16 @@ def canonical_quat(q: np.ndarray) -> np.ndarray:
     """Unit quaternions with w >= 0 (q and -q are the same attitude)."""
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
     return np.where(q[..., :1] < 0, -q, q)
+
+
+def cycle_delta(root_pos: np.ndarray, root_quat: np.ndarray) -> tuple[np.ndarray, float]:
+    """One cycle's root displacement (x, y, 0) in m and heading change in rad (last frame against the
+    first), as motion_imitation offsets each repetition of a wrapping clip by them."""
+    delta = np.asarray(root_pos[-1], float) - root_pos[0]
+    delta[2] = 0.0
+    first, last = Rotation.from_quat(np.asarray(root_quat)[[0, -1]], scalar_first=True)
+    forward = (last * first.inv()).apply([1.0, 0.0, 0.0])
+    return delta, float(np.arctan2(forward[1], forward[0]))
 
 
 def finite_diff(x: np.ndarray, fps: float) -> np.ndarray:
@@ -201,6 +238,8 @@ def write_clip(clip: Clip, path: str | Path) -> None:
         f.attrs["fps"] = float(clip.fps)
         f.attrs["duration"] = float(clip.duration)
         f.attrs["loop_mode"] = clip.loop_mode
+        f.attrs["cycle_offset_position"] = bool(clip.cycle_offset_position)
+        f.attrs["cycle_offset_rotation"] = bool(clip.cycle_offset_rotation)
         f.attrs["joint_names"] = list(clip.joint_names)
         f.attrs["foot_names"] = list(clip.foot_names)
         f.attrs["quat_convention"] = "wxyz"
@@ -274,6 +313,20 @@ def _read_open_clip(path: Path, f: h5py.File) -> Clip:
             i = int(np.argmax(~np.isfinite(a.reshape(n, -1)).all(axis=1)))
             raise InputError(f"{path}: dataset {name!r} has a non-finite value at frame {i}")
         data[name] = a
+    for name, tail in OPTIONAL_DATASETS.items():
+        if name not in f:
+            continue
+        ds = f[name]
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fiu":
+            raise InputError(f"{path}: dataset {name!r} is not numeric")
+        a = ds[()]
+        want = (n, *(sizes.get(d, d) for d in tail))
+        if a.shape != want:
+            raise InputError(f"{path}: dataset {name!r} has shape {a.shape}, expected {want}")
+        if not np.all(np.isfinite(a)):
+            i = int(np.argmax(~np.isfinite(a.reshape(n, -1)).all(axis=1)))
+            raise InputError(f"{path}: dataset {name!r} has a non-finite value at frame {i}")
+        data[name] = a
     if n < 2:
         raise InputError(f"{path}: dataset 'time' has {n} frames, a clip needs at least 2")
     if not np.allclose(data["time"], np.arange(n) / fps, atol=1e-6):
@@ -290,7 +343,9 @@ def _read_open_clip(path: Path, f: h5py.File) -> Clip:
         fps=fps, root_pos=data["root_pos"], root_quat=data["root_quat"], dof_pos=data["dof_pos"],
         foot_pos=data["foot_pos"], foot_contact=data["foot_contact"], joint_names=joint_names,
         foot_names=foot_names, root_lin_vel=data["root_lin_vel"], root_ang_vel=data["root_ang_vel"],
-        dof_vel=data["dof_vel"], robot=_str_attr(path, attrs, "robot"), loop_mode=loop_mode,
+        dof_vel=data["dof_vel"], pd_target=data.get("pd_target"), robot=_str_attr(path, attrs, "robot"), loop_mode=loop_mode,
+        cycle_offset_position=_bool_attr(path, attrs, "cycle_offset_position"),
+        cycle_offset_rotation=_bool_attr(path, attrs, "cycle_offset_rotation"),
         source_file=_str_attr(path, attrs, "source_file", ""), source_sha256=_str_attr(path, attrs, "source_sha256", ""),
         retarget_settings=_json_attr(path, attrs, "retarget_settings"), quality=_json_attr(path, attrs, "quality"),
     )
@@ -305,6 +360,13 @@ def _str_attr(path, attrs, key, default=None) -> str:
     if not isinstance(value, str):
         raise InputError(f"{path}: attribute {key!r} is {value!r}, expected a string")
     return str(value)
+
+
+def _bool_attr(path, attrs, key) -> bool:
+    value = attrs.get(key, False)  # clips written before the attribute existed do not offset cycles
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{path}: attribute {key!r} is {value!r}, expected true or false")
+    return bool(value)
 
 
 def _num_attr(path, attrs, key, integer=False):
@@ -357,9 +419,15 @@ def validate(clip: Clip, where: str) -> None:
         raise InputError(f"{where}: a clip needs at least 2 frames, got {n}")
     if clip.loop_mode not in LOOP_MODES:
         raise InputError(f"{where}: loop_mode {clip.loop_mode!r} is not one of {LOOP_MODES}")
+    for key in ("cycle_offset_position", "cycle_offset_rotation"):
+        if not isinstance(getattr(clip, key), (bool, np.bool_)):
+            raise InputError(f"{where}: {key} is {getattr(clip, key)!r}, expected true or false")
+        if getattr(clip, key) and clip.loop_mode != "wrap":
+            raise InputError(f"{where}: {key} is true but loop_mode is {clip.loop_mode!r}: "
+                             "offsets apply to repetitions")
     sizes = {"J": len(clip.joint_names), "F": len(clip.foot_names)}
     for name, a in clip.arrays().items():
-        want = (n, *(sizes.get(d, d) for d in DATASETS[name]))
+        want = (n, *(sizes.get(d, d) for d in {**DATASETS, **OPTIONAL_DATASETS}[name]))
         if np.shape(a) != want:
             raise InputError(f"{where}: field {name!r} has shape {np.shape(a)}, expected {want}")
         bad = ~np.isfinite(np.asarray(a, float).reshape(n, -1)).all(axis=1)

@@ -44,15 +44,7 @@ def plant_feet(
     (x, y of touch-down, z = foot radius). Raises InputError naming the frame and foot when a
     planted foot is out of the leg's reach or would need a joint past its limit.
     """
-    ground = robot.foot_radius
-    feet = feet_world(robot, root_pos, root_quat, dof_pos)
-    target = feet.copy()
-    for foot, start, end in contact_intervals(contact):
-        anchor = feet[start, foot].copy()
-        anchor[2] = ground
-        target[start:end, foot] = anchor
-    target[..., 2] = np.maximum(target[..., 2], ground)
-    moved = np.any(np.abs(target - feet) > 1e-9, axis=-1)  # (N, 4): legs that need new angles
+    feet, target, moved = _targets(robot, root_pos, root_quat, dof_pos, contact)
     if not moved.any():
         return dof_pos, feet
     ik = ik_world(robot, target, root_pos, root_quat)
@@ -65,7 +57,39 @@ def plant_feet(
             f"{robot.foot_names[foot]}: planted foot target {np.round(target[frame, foot], 3).tolist()} "
             f"is {why} of the leg"
         )
-    mask = np.repeat(moved, 3, axis=1)
-    q = np.where(mask, ik.q, dof_pos)
+    q = np.where(np.repeat(moved, 3, axis=1), ik.q, dof_pos)
     return q, feet_world(robot, root_pos, root_quat, q)
 
+
+def plant_feet_clamped(
+    robot: Robot,
+    root_pos: np.ndarray,
+    root_quat: np.ndarray,
+    dof_pos: np.ndarray,
+    contact: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """plant_feet for motion files made for another robot, whose stance legs may need more than the
+    robot's joint range (a knee straighter than its limit): such a foot gets the IK's clamped
+    solution, as close to its target as the leg goes, instead of an error. Returns (dof_pos,
+    foot_pos, miss), miss (N, 4) m from each planted target to the foot (0 where held exactly)."""
+    feet, target, moved = _targets(robot, root_pos, root_quat, dof_pos, contact)
+    if not moved.any():
+        return dof_pos, feet, np.zeros(moved.shape)
+    ik = ik_world(robot, target, root_pos, root_quat)
+    q = np.where(np.repeat(moved, 3, axis=1), ik.q, dof_pos)
+    feet = feet_world(robot, root_pos, root_quat, q)
+    return q, feet, np.where(moved, np.linalg.norm(feet - target, axis=-1), 0.0)
+
+
+def _targets(robot: Robot, root_pos, root_quat, dof_pos, contact) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(feet now, planted targets, legs that need new angles), each per frame and foot."""
+    ground = robot.foot_radius
+    feet = feet_world(robot, root_pos, root_quat, dof_pos)
+    target = feet.copy()
+    for foot, start, end in contact_intervals(contact):
+        anchor = feet[start, foot].copy()
+        anchor[2] = ground
+        target[start:end, foot] = anchor
+    target[..., 2] = np.maximum(target[..., 2], ground)
+    moved = np.any(np.abs(target - feet) > 1e-9, axis=-1)
+    return feet, target, moved

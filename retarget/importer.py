@@ -4,9 +4,17 @@
 
 Steps: read the file into a SourceMotion (retarget/formats), convert it with the source robot's
 mapping (retarget/mapping.py: joint order, signs and zeros, base frame, scale), check it is sane for
-this robot (upright at the start, joints within the limits), put the feet on the ground, resample,
-then detect foot contacts and plant stance feet by IK (retarget/contacts.py). Every problem with the
-input is an InputError naming the file, the frame and the field.
+this robot (upright at the start, heights in metres, angles in radians), turn the angles into the
+robot's by joint mapping or by scaled foot positions and leg IK (retarget/methods.py), clamping what
+is past a joint limit, put the feet on the ground, resample, then detect foot contacts and plant
+stance feet by IK (retarget/contacts.py). What was clamped is recorded in the clip's
+retarget_settings["clamping"] (source frame numbers), which the quality report shows.
+
+Clamping is for motions made for another robot, which pass the Go2's limits now and then; an angle
+more than `max_clamp` (1 rad) past a limit is refused as a wrong file instead: a fully straight Go2
+knee is 0.84 rad past the calf limit, the most a leg motion can ask, while angles in degrees read as
+radians are several radians past. Every problem with the input is an InputError naming the file,
+the frame and the field.
 """
 
 from __future__ import annotations
@@ -18,11 +26,12 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from .clip import Clip, sha256_of
-from .contacts import detect_contacts, plant_feet
+from .contacts import detect_contacts, plant_feet_clamped
 from .errors import InputError
 from .formats import SourceMotion, detect_format, load_source
 from .kinematics import feet_world
 from .mapping import SourceMapping, available_mappings, load_mapping
+from .methods import METHODS, MISS_REPORTED, by_feet, by_joints, clamp_summary
 from .robot import Robot, load_robot
 
 # The robot a format's files are written for when the caller does not say: motion_imitation's own
@@ -37,7 +46,8 @@ HEIGHT_PLAUSIBLE = (0.2, 5.0)  # frame-0 root height / the source's standing hei
 class ImportSettings:
     contact_height: float = 0.04       # m: a foot centre below this (Go2 feet rest at 0.022) ...
     contact_speed: float = 0.3         # m/s: ... and slower than this is on the ground
-    limit_tolerance: float = 0.1       # rad: joints this far past a limit are clipped; further is an error
+    method: str = "joints"             # joints | feet: how angles carry over (retarget/methods.py)
+    max_clamp: float = 1.0             # rad: angles past a limit are clamped up to this; further is an error
     upright_tolerance_deg: float = 30.0  # frame 0 tilt beyond this means the wrong source robot
     ground_align: bool = True          # shift the root so the feet stand on z = 0
     plant_feet: bool = True            # pin stance feet by IK and lift feet out of the ground
@@ -52,6 +62,10 @@ class ImportSettings:
             if key in ("ground_align", "plant_feet"):
                 if not isinstance(value, bool):
                     raise InputError(f"{where}: import setting {key!r} is {value!r}, expected true or false")
+            elif key == "method":
+                if value not in METHODS:
+                    raise InputError(f"{where}: import setting 'method' is {value!r}, expected one of "
+                                     f"{', '.join(METHODS)}")
             elif not (key == "csv_fps" and value is None):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
                     raise InputError(f"{where}: import setting {key!r} is {value!r}, expected a positive number")
@@ -76,6 +90,9 @@ def load_motion(path: str | Path, robot: Robot | None = None, source_robot: str 
     if fmt == "keyframes":
         if source_robot not in (None, robot.name):
             raise InputError(f"{where}: keyframe files are written for {robot.name!r}; --source-robot does not apply")
+        if opts.method != "joints":
+            raise InputError(f"{where}: keyframe files give the {robot.name}'s own joints and feet; "
+                             f"--method {opts.method} does not apply")
         from .keyframes import load_keyframes  # a sibling module; imported here so formats work without it
         return load_keyframes(path, robot, fps=fps) if fps is not None else load_keyframes(path, robot)
 
@@ -93,11 +110,16 @@ def retarget(src: SourceMotion, mapping: SourceMapping, robot: Robot, fps: float
     opts = settings or ImportSettings()
     where = str(src.path)
     columns = _joint_columns(src, mapping, where)
-    pos, quat = mapping.root_to_robot(robot, src.root_pos, src.root_quat)
+    quat = mapping.root_to_robot(robot, src.root_pos, src.root_quat)[1]
     _check_upright(src, mapping, robot, quat[0], opts, assumed_source)
     _check_height(src, mapping, where)
-    q, clipped, worst = _joints_in_limits(src, mapping, robot, mapping.joints_to_robot(src.joint_pos[:, columns]),
-                                          columns, opts.limit_tolerance)
+    mapped = mapping.joints_to_robot(src.joint_pos[:, columns])
+    _check_units(src, mapping, robot, mapped, columns, opts.max_clamp)
+    if opts.method == "feet":
+        result = by_feet(robot, mapping, src.root_pos, quat, mapped, where)
+    else:
+        result = by_joints(robot, mapping, src.root_pos, mapped)
+    pos, q, clamping = result.root_pos, result.q, clamp_summary(robot, result)
 
     shift = 0.0
     if opts.ground_align:
@@ -115,19 +137,26 @@ def retarget(src: SourceMotion, mapping: SourceMapping, robot: Robot, fps: float
     contact = detect_contacts(clip.foot_pos, clip.fps, opts.contact_height, opts.contact_speed)
     q, feet = clip.dof_pos, clip.foot_pos
     if opts.plant_feet:
-        q, feet = plant_feet(robot, clip.root_pos, clip.root_quat, q, contact, where)
+        # A stance leg whose source pose is past a limit cannot hold its foot exactly: clamped too
+        # (counted in the clip's frames, after resampling).
+        q, feet, miss = plant_feet_clamped(robot, clip.root_pos, clip.root_quat, q, contact)
+        clamping["planted_foot_missed_frames"] = int((miss > MISS_REPORTED).any(axis=1).sum())
+        clamping["max_planted_foot_miss_m"] = float(miss.max())
 
     record = {
         "format": src.format, "source_robot": mapping.name, "source_robot_assumed": assumed_source,
         "mapping_file": mapping.path.name, "scale": mapping.scale(robot), "source_fps": src.fps,
-        "fps": clip.fps, "ground_shift": shift, "clipped_joint_values": clipped, "max_limit_excess": worst,
-        **asdict(opts), **src.info,
+        "fps": clip.fps, "ground_shift": shift, "clamping": clamping, **asdict(opts), **src.info,
+        "source_cycle_offset_position": src.cycle_offset_position,
+        "source_cycle_offset_rotation": src.cycle_offset_rotation,
     }
     return Clip(
         fps=clip.fps, root_pos=clip.root_pos, root_quat=clip.root_quat, dof_pos=q, foot_pos=feet,
         foot_contact=contact, joint_names=robot.joint_names, foot_names=robot.foot_names, robot=robot.name,
-        loop_mode=src.loop_mode, source_file=src.path.name, source_sha256=sha256_of(src.path),
-        retarget_settings=_jsonable(record),
+        # The cycle offsets apply to repetitions; a clip that holds its last frame has none.
+        loop_mode=src.loop_mode, cycle_offset_position=src.cycle_offset_position and src.loop_mode == "wrap",
+        cycle_offset_rotation=src.cycle_offset_rotation and src.loop_mode == "wrap", source_file=src.path.name,
+        source_sha256=sha256_of(src.path), retarget_settings=_jsonable(record),
     )
 
 
@@ -173,20 +202,19 @@ def _check_height(src: SourceMotion, mapping: SourceMapping, where: str) -> None
                          f"or the wrong --source-robot?")
 
 
-def _joints_in_limits(src: SourceMotion, mapping: SourceMapping, robot: Robot, q: np.ndarray,
-                      columns: np.ndarray, tolerance: float) -> tuple[np.ndarray, int, float]:
-    """Clip joints that are slightly past a limit; refuse ones far past it (degrees, wrong robot)."""
+def _check_units(src: SourceMotion, mapping: SourceMapping, robot: Robot, q: np.ndarray,
+                 columns: np.ndarray, max_clamp: float) -> None:
+    """Refuse angles far past a limit (degrees, or the wrong robot); the methods clamp the rest."""
     excess = np.maximum(robot.lower - q, q - robot.upper)
-    if np.any(excess > tolerance):
-        frame, joint = np.argwhere(excess > tolerance)[0]
+    if np.any(excess > max_clamp):
+        frame, joint = np.argwhere(excess > max_clamp)[0]
         row = int(np.flatnonzero(mapping.target_index == joint)[0])
         name = src.joint_names[columns[row]] if src.joint_names is not None else mapping.source_names[row]
         raise InputError(
             f"{src.path}: frame {frame}: joint {name!r} = {src.joint_pos[frame, columns[row]]:.4g} gives "
             f"{robot.joint_names[joint]} = {q[frame, joint]:.3f} rad, {excess[frame, joint]:.2f} rad outside "
-            f"[{robot.lower[joint]:.3f}, {robot.upper[joint]:.3f}] (tolerance {tolerance} rad): "
-            f"angles in degrees, or the wrong --source-robot ({mapping.name!r})?")
-    return np.clip(q, robot.lower, robot.upper), int(np.sum(excess > 0)), float(max(excess.max(), 0.0))
+            f"[{robot.lower[joint]:.3f}, {robot.upper[joint]:.3f}], more than the {max_clamp:g} rad that is "
+            f"clamped: angles in degrees, or the wrong --source-robot ({mapping.name!r})?")
 
 
 def _jsonable(d: dict) -> dict:

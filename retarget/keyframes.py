@@ -6,6 +6,9 @@ Format ``go2-keyframes/1`` (motions/backflip.yaml is a worked example)::
     name: backflip                     # optional
     description: free text             # optional
     loop: none                         # optional: none (default, hold the last frame) | wrap
+    cycle_offset_position: false       # optional, with loop: wrap: each repetition starts where the last
+                                       # ended (x, y), as motion_imitation's EnableCycleOffsetPosition
+    cycle_offset_rotation: false       # optional, with loop: wrap: ... and turned by the clip's heading change
     keyframes:                         # at least 2; t starts at 0, strictly increasing
       - t: 0.0                         # s; keyframes at least one output frame apart
         contact: [FR, FL, RR, RL]      # required: feet on the ground from here to the next keyframe; [] = flight
@@ -67,7 +70,8 @@ GRAVITY = 9.81
 MAX_GROUND_SNAP = 0.05  # m: a touch-down foot further from the ground is an authoring mistake
 
 _TOP_REQUIRED = {"format", "keyframes"}
-_TOP_OPTIONAL = {"name", "description", "loop"}
+_TOP_OPTIONAL = {"name", "description", "loop", "cycle_offset_position", "cycle_offset_rotation"}
+_CYCLE_KEYS = ("cycle_offset_position", "cycle_offset_rotation")
 _KEYFRAME_REQUIRED = {"t", "contact"}
 _KEYFRAME_OPTIONAL = {"base", "pose", "legs", "joints", "feet", "feet_frame"}
 _BASE_KEYS = {"pos", "rpy"}
@@ -222,6 +226,12 @@ def _parse_top(doc, path: Path) -> tuple[dict, list]:
         if key in doc and not isinstance(doc[key], str):
             raise loc.error(key, f"expected text, got {_describe(doc[key])}")
     _choice(meta["loop"], _LOOPS, loc, "loop", "loop mode")
+    for key in _CYCLE_KEYS:
+        meta[key] = doc.get(key, False)
+        if not isinstance(meta[key], bool):
+            raise loc.error(key, f"expected true or false, got {_describe(meta[key])}")
+        if meta[key] and meta["loop"] != "wrap":
+            raise loc.error(key, "applies to repetitions: give loop: wrap as well")
     frames = doc["keyframes"]
     if not isinstance(frames, list):
         raise loc.error("keyframes", f"expected a list, got {_describe(frames)}")
@@ -502,6 +512,7 @@ def load_keyframes(path: str | Path, robot: Robot, fps: float = 50.0) -> Clip:
     _check_sequence(kfs, fps)
     clip = _build(kfs, robot, fps, where=str(path))
     clip.loop_mode = meta["loop"]
+    clip.cycle_offset_position, clip.cycle_offset_rotation = (meta[key] for key in _CYCLE_KEYS)
     clip.source_file = path.name
     clip.source_sha256 = sha256_of(path)
     clip.retarget_settings = {

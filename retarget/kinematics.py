@@ -70,6 +70,7 @@ class IKResult:
     q: np.ndarray            # (..., 12) joint angles, clipped into the limits
     reachable: np.ndarray    # (..., 4) bool: target within the leg's workspace
     within_limits: np.ndarray  # (..., 4) bool: the exact solution respects the joint limits
+    excess: np.ndarray | None = None  # (..., 12) rad each angle of the solution was past its limit
 
     @property
     def ok(self) -> np.ndarray:
@@ -81,7 +82,10 @@ def leg_ik(robot: Robot, feet: np.ndarray, tol: float = 1e-9) -> IKResult:
 
     Of the two knee solutions it picks the one with the calf bent backwards (calf angle < 0),
     the only one the Go2's calf limits allow. Unreachable targets are projected onto the
-    workspace boundary and flagged; solutions past a joint limit are clipped and flagged.
+    workspace boundary and flagged; solutions past a joint limit are clipped and flagged. A knee
+    clipped to its limit has the thigh re-aimed at the target, so the foot stays on the line from
+    the thigh joint to the target (the nearest point that knee angle reaches) instead of swinging
+    off it by half the clipped angle.
     """
     feet = np.asarray(feet, float)
     p = feet - robot.hip_offset  # relative to the hip joint
@@ -115,8 +119,13 @@ def leg_ik(robot: Robot, feet: np.ndarray, tol: float = 1e-9) -> IKResult:
     use_b = ok_b & (~ok_a | (np.abs(q_b[..., 0]) < np.abs(q_a[..., 0])))
     q = np.where(use_b[..., None], q_b, q_a)
     within = ok_a | ok_b
-    q = np.clip(q, lo, hi)
-    return IKResult(q=q.reshape(*q.shape[:-2], 12), reachable=lat_ok & knee_ok, within_limits=within)
+    clipped = np.clip(q, lo, hi)
+    excess = np.abs(q - clipped).reshape(*q.shape[:-2], 12)
+    calf = clipped[..., 2]
+    clipped[..., 1] = np.clip(q[..., 1] + knee_angle - np.arctan2(l2 * np.sin(calf), l1 + l2 * np.cos(calf)),
+                              lo[..., 1], hi[..., 1])
+    return IKResult(q=clipped.reshape(*q.shape[:-2], 12), reachable=lat_ok & knee_ok, within_limits=within,
+                    excess=excess)
 
 
 def ik_world(robot: Robot, feet_w: np.ndarray, root_pos: np.ndarray, root_quat: np.ndarray) -> IKResult:

@@ -8,6 +8,13 @@ length and foot radius, which scale root translation. Adding a robot is adding a
 Root translation is scaled by the ratio of leg lengths: with the joint angles copied, a foot's
 excursion from its hip scales with the leg, so a root scaled the same way keeps stance feet still.
 Heights are scaled above the foot-centre plane (z = foot radius), where every leg stands.
+
+An optional `legs` section gives the source's leg geometry: per leg the hip abduction axis's position
+relative to the file's root point (which need not be the base link origin: pybullet-made files store
+the base's centre of mass) and the lateral offset from that axis to the leg's plane, and the thigh
+and calf lengths, in the target's body axes and joint convention (for the angles the joint rows
+produce). Retargeting by foot positions (retarget/methods.py) needs it to place the source's hips
+and feet.
 """
 
 from __future__ import annotations
@@ -26,9 +33,34 @@ MAPPINGS_DIR = PROJECT_ROOT / "configs" / "mappings"
 
 _REQUIRED = {"name", "target_robot", "joints", "root_rotation_offset_euler_xyz_deg", "leg_length",
              "foot_radius", "stand_height"}
-_OPTIONAL = {"description"}
+_OPTIONAL = {"description", "legs"}
 _JOINT_REQUIRED = {"source", "target", "sign", "offset"}
 _JOINT_OPTIONAL = {"aliases"}
+_LEGS_REQUIRED = {"hip_offset", "hip_lateral_offset", "thigh_length", "calf_length"}
+LEG_LENGTH_TOLERANCE = 1e-3  # m: legs.thigh_length + legs.calf_length must agree with leg_length
+
+
+@dataclass(frozen=True, eq=False)
+class SourceLegs:
+    """A source robot's legs in the shape of retarget.kinematics (hip about x, then thigh and calf
+    about y), so its foot positions come from the same forward kinematics as the target's."""
+
+    hip_offset: np.ndarray         # (4, 3) m, the file's root point -> hip abduction axis, body frame
+    lateral: np.ndarray            # (4,) m, hip abduction axis to the leg's plane along +y
+    thigh_length: float            # m, hip-pitch axis to knee axis
+    calf_length: float             # m, knee axis to foot centre
+
+    @property
+    def thigh_offset(self) -> np.ndarray:
+        return np.stack([np.zeros(4), self.lateral, np.zeros(4)], axis=-1)
+
+    @property
+    def calf_offset(self) -> np.ndarray:
+        return np.tile([0.0, 0.0, -self.thigh_length], (4, 1))
+
+    @property
+    def foot_offset(self) -> np.ndarray:
+        return np.tile([0.0, 0.0, -self.calf_length], (4, 1))
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +76,7 @@ class SourceMapping:
     leg_length: float               # m, thigh + calf
     foot_radius: float              # m
     stand_height: float             # m, a typical standing root height (plausibility check)
+    legs: SourceLegs | None = None  # leg geometry, for retargeting by foot positions
 
     @property
     def root_offset(self) -> Rotation:
@@ -83,11 +116,15 @@ class SourceMapping:
         return (np.asarray(q)[:, self.target_index] - self.offset) * self.sign
 
     def root_to_robot(self, robot: Robot, pos: np.ndarray, quat_wxyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        s = self.scale(robot)
-        out = np.asarray(pos, float) * s
-        out[:, 2] = s * (pos[:, 2] - self.foot_radius) + robot.foot_radius
         rot = Rotation.from_quat(quat_wxyz, scalar_first=True) * self.root_offset.inv()
-        return out, rot.as_quat(scalar_first=True)
+        return self.position_to_robot(robot, pos), rot.as_quat(scalar_first=True)
+
+    def position_to_robot(self, robot: Robot, pos: np.ndarray) -> np.ndarray:
+        """World points (N, 3) of the source's motion -> the robot's: scaled, heights above the feet."""
+        s, pos = self.scale(robot), np.asarray(pos, float)
+        out = pos * s
+        out[:, 2] = s * (pos[:, 2] - self.foot_radius) + robot.foot_radius
+        return out
 
     def root_from_robot(self, robot: Robot, pos: np.ndarray, quat_wxyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s = self.scale(robot)
@@ -157,11 +194,42 @@ def load_mapping(name_or_path: str | Path, robot: Robot, where: str | None = Non
         sizes[key] = _number(path, cfg[key], key)
         if sizes[key] < 0 or (key != "foot_radius" and sizes[key] == 0):
             raise InputError(f"{path}: key {key!r} is {sizes[key]}, expected a positive length in metres")
+    legs = _legs(path, cfg["legs"], robot, sizes["leg_length"]) if "legs" in cfg else None
     return SourceMapping(
         name=str(cfg["name"]), path=path, source_names=tuple(names), aliases=aliases,
         target_index=np.array([robot.joint_names.index(t) for t in target]), sign=np.array(sign, float),
-        offset=np.array(offset), root_offset_deg=rot, **sizes,
+        offset=np.array(offset), root_offset_deg=rot, legs=legs, **sizes,
     )
+
+
+def _legs(path: Path, cfg, robot: Robot, leg_length: float) -> SourceLegs:
+    if not isinstance(cfg, dict):
+        raise InputError(f"{path}: key 'legs' must be a mapping with keys {', '.join(sorted(_LEGS_REQUIRED))}")
+    _keys(path, cfg, _LEGS_REQUIRED, set(), "legs")
+    lengths = {}
+    for key in ("thigh_length", "calf_length"):
+        lengths[key] = _number(path, cfg[key], f"legs.{key}")
+        if lengths[key] <= 0:
+            raise InputError(f"{path}: legs.{key} is {lengths[key]}, expected a positive length in metres")
+    total = lengths["thigh_length"] + lengths["calf_length"]
+    if abs(total - leg_length) > LEG_LENGTH_TOLERANCE:
+        raise InputError(f"{path}: legs.thigh_length + legs.calf_length = {total:.4f} m, but leg_length is "
+                         f"{leg_length} m")
+    per_leg = {}
+    for key, what in (("hip_offset", "a position [x, y, z] (m)"), ("hip_lateral_offset", "an offset (m, +y = left)")):
+        value = cfg[key]
+        if not isinstance(value, dict) or set(value) != set(robot.legs):
+            raise InputError(f"{path}: legs.{key} must give {what} for each leg {', '.join(robot.legs)}")
+        per_leg[key] = value
+    hips = []
+    for leg in robot.legs:
+        xyz = per_leg["hip_offset"][leg]
+        if not isinstance(xyz, list) or len(xyz) != 3:
+            raise InputError(f"{path}: legs.hip_offset.{leg} is {xyz!r}, expected [x, y, z] in metres")
+        hips.append([_number(path, v, f"legs.hip_offset.{leg}") for v in xyz])
+    lateral = [_number(path, per_leg["hip_lateral_offset"][leg], f"legs.hip_lateral_offset.{leg}")
+               for leg in robot.legs]
+    return SourceLegs(hip_offset=np.array(hips), lateral=np.array(lateral), **lengths)
 
 
 def _keys(path: Path, d: dict, required: set, optional: set, where: str) -> None:

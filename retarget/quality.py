@@ -1,4 +1,10 @@
-"""Quality report of a clip: what a reference motion must get right before a policy imitates it."""
+"""Quality report of a clip: what a reference motion must get right before a policy imitates it.
+
+Besides what it measures on the clip, the report carries what the importer had to clamp
+(retarget_settings["clamping"]: joint angles past a limit, foot targets out of reach, planted feet
+that could not be held), which the stored angles no longer show, and for a wrapping clip the
+displacement and turn of one cycle.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import numpy as np
 from scipy.integrate import cumulative_trapezoid
 from scipy.spatial.transform import Rotation
 
-from .clip import Clip
+from .clip import Clip, cycle_delta
 from .contacts import contact_intervals
 from .robot import Robot
 
@@ -71,6 +77,15 @@ def quality_report(clip: Clip, robot: Robot) -> dict:
         "flight_vertical_accel_m_s2": _flight_accel(clip, longest),
         "contact_intervals": len(contact_intervals(contact)),
     }
+    if clip.retarget_settings.get("clamping"):
+        report["clamping"] = clip.retarget_settings["clamping"]
+    if clip.loop_mode == "wrap":
+        delta, turn = cycle_delta(clip.root_pos, clip.root_quat)
+        report["cycle"] = {
+            "displacement_m": delta[:2].tolist(), "heading_change_deg": float(np.degrees(turn)),
+            "mean_speed_m_s": float(np.linalg.norm(delta) / clip.duration),
+            "offset_position": bool(clip.cycle_offset_position), "offset_rotation": bool(clip.cycle_offset_rotation),
+        }
     return report
 
 
@@ -105,8 +120,38 @@ def format_report(report: dict, title: str = "clip quality") -> str:
     ]
     for name, v in report["joint_limit_violations"].items():
         rows.append((f"  limit: {name}", f"{v['frames']} frames, max {np.degrees(v['max_rad']):.1f} deg"))
+    rows += _clamping_rows(report.get("clamping")) + _cycle_rows(report.get("cycle"))
     for row in rows:
         table.add_row(*row)
     console = Console(width=80, file=io.StringIO())
     console.print(table)
     return console.file.getvalue()
+
+
+def _clamping_rows(c: dict | None) -> list[tuple[str, str]]:
+    if not c:
+        return []
+    rows = [("clamped to joint limits", f"{c['clamped_frames']} of {c['source_frames']} source frames")]
+    if c.get("max_excess_joint"):
+        rows.append(("  largest excess", f"{c['max_excess_rad']:.3f} rad ({np.degrees(c['max_excess_rad']):.1f} deg), "
+                                         f"{c['max_excess_joint']}, frame {c['max_excess_frame']}"))
+    for name, frames in c.get("clamped_frames_per_joint", {}).items():
+        rows.append((f"  clamped: {name}", f"{frames} frames"))
+    if c.get("foot_target_missed_frames"):
+        rows.append(("foot targets not reached", f"{c['foot_target_missed_frames']} frames, max "
+                     f"{c['max_foot_miss_m'] * 1000:.1f} mm ({c['max_foot_miss_foot']}, "
+                     f"frame {c['max_foot_miss_frame']})"))
+    if c.get("planted_foot_missed_frames"):
+        rows.append(("planted feet not held", f"{c['planted_foot_missed_frames']} frames, max "
+                     f"{c['max_planted_foot_miss_m'] * 1000:.1f} mm"))
+    return rows
+
+
+def _cycle_rows(c: dict | None) -> list[tuple[str, str]]:
+    if not c:
+        return []
+    offsets = [name for name, on in (("position", c["offset_position"]), ("heading", c["offset_rotation"])) if on]
+    return [("cycle displacement (x, y)", f"{c['displacement_m'][0]:.3f}, {c['displacement_m'][1]:.3f} m, "
+                                          f"{c['mean_speed_m_s']:.2f} m/s"),
+            ("cycle heading change", f"{c['heading_change_deg']:.1f} deg"),
+            ("repetitions offset by", ", ".join(offsets) or "nothing (each repeats in place)")]

@@ -73,6 +73,8 @@ EXPECTED = {
     "mi_height_cm.txt": r"frame 0: field 'root_pos' z is 39\.22, but source robot 'laikago' stands at 0\.44 m",
     "mi_joints_degrees.txt": r"frame 0: joint 'FR_upper_leg_2_hip_motor_joint' = 12\.47 gives FR_thigh_joint .* "
                              r"angles in degrees",
+    "mi_knee_reversed.txt": r"frame 0: joint 'FR_lower_leg_2_upper_leg_joint' = 1\.021 gives FR_calf_joint = 0\.509 rad, "
+                            r"1\.35 rad outside \[-2\.723, -0\.838\], more than the 1 rad that is clamped",
     # CSV (retarget/formats/csv_table.py, retarget/mapping.py)
     "csv_empty.csv": r"file is empty",
     "csv_header_only.csv": r"field 'rows' has 0 frame\(s\)",
@@ -222,6 +224,18 @@ def test_good_file_writes_a_clip(name, tmp_path, capsys):
     clip = read_clip(out, ROBOT)
     assert clip.num_frames >= 11 and clip.source_file == name
     assert leftovers(tmp_path) == ["out.h5"]
+
+
+def test_joint_past_limit_is_clamped_and_reported(tmp_path, capsys):
+    """A knee 0.26 rad straighter than the Go2's limit (less than the 1 rad refused as a wrong file):
+    clamped, and the report says where and by how much."""
+    out = tmp_path / "out.h5"
+    rc, stdout, err = run_cli(capsys, GOOD / "stand_laikago_knee_past_limit.txt", out)
+    assert rc == 0 and err == ""
+    assert "3 of 11 source frames" in stdout and "0.256 rad (14.7 deg), FL_calf_joint, frame 5" in stdout
+    clip = read_clip(out, ROBOT)
+    assert clip.quality["clamping"]["clamped_frames_per_joint"] == {"FL_calf_joint": 3}
+    assert clip.dof_pos[5, ROBOT.joint_names.index("FL_calf_joint")] == ROBOT.upper[2]
 
 
 def test_good_file_subprocess(tmp_path):

@@ -45,9 +45,10 @@ def _root(t):
     return pos, rot
 
 
-def trot(t, period=0.5, duty=0.6, lift=0.06):
+def trot(t, period=0.5, duty=0.6, lift=0.06, root=_root):
     """Go2 trot (root_pos, root_quat wxyz, dof_pos, stance mask) at times t: stance feet fixed in the
-    world under their hips at mid-stance, swing feet on an arc to the next foothold."""
+    world under their hips at mid-stance, swing feet on an arc to the next foothold. `root(t)` gives
+    the base's (positions, Rotation)."""
     nominal = feet_body(ROBOT, ROBOT.default_pose)
     nominal[:, 2] = R_FOOT - 0.30
     offsets = np.array([0.0, 0.5, 0.5, 0.0])             # FR, FL, RR, RL: diagonal pairs
@@ -56,7 +57,7 @@ def trot(t, period=0.5, duty=0.6, lift=0.06):
 
     def foothold(kk):                                    # world foothold of cycle kk, (N, 4, 3)
         tm = (kk + duty / 2 - offsets) * period
-        p, r = _root(tm.reshape(-1))
+        p, r = root(tm.reshape(-1))
         f = r.apply(np.tile(nominal, (len(t), 1))) + p
         f[:, 2] = R_FOOT
         return f.reshape(len(t), 4, 3)
@@ -66,7 +67,7 @@ def trot(t, period=0.5, duty=0.6, lift=0.06):
     ease = 0.5 - 0.5 * np.cos(np.pi * s)
     feet = np.where(phase[..., None] < duty, here, (1 - ease) * here + ease * nxt)
     feet[..., 2] += lift * np.sin(np.pi * s[..., 0]) * (phase >= duty)
-    pos, rot = _root(t)
+    pos, rot = root(t)
     quat = rot.as_quat(scalar_first=True)
     ik = ik_world(ROBOT, feet, pos, quat)
     assert ik.ok.all()
@@ -331,6 +332,9 @@ def test_keyframes_dispatch(tmp_path, monkeypatch):
     assert calls == [("flip.yaml", "go2", 50)]
     with pytest.raises(InputError, match="source-robot does not apply"):
         load_motion(path, ROBOT, source_robot="laikago")
+    with pytest.raises(InputError, match=r"flip\.yaml: keyframe files give the go2's own joints and feet; "
+                                         r"--method feet does not apply"):
+        load_motion(path, ROBOT, method="feet")
 
 
 def test_wrong_source_robot_is_caught_upright_check(tmp_path, laikago_file, trot60):
@@ -455,12 +459,19 @@ def test_bad_settings(laikago_file):
         load_motion(laikago_file, ROBOT, source_robot="spot")
 
 
-def test_unreachable_stance_is_an_input_error(laikago_file):
+def test_unreachable_stance_is_clamped_and_reported(laikago_file):
     """Thresholds that call every frame a contact pin each foot where it starts while the body trots
-    off: the first planted foot out of the leg's reach is refused, not faked."""
-    with pytest.raises(InputError, match=r"trot_laikago\.txt: frame \d+, foot \w\w_foot: planted foot target "
-                                         r".* is (out of reach|past a joint limit) of the leg"):
-        load_motion(laikago_file, ROBOT, contact_height=1.0, contact_speed=100.0)
+    1 m off: the legs stretch as far as they go towards their pinned feet, and the report says by how
+    much they fall short instead of the clip pretending the feet are held."""
+    clip = load_motion(laikago_file, ROBOT, contact_height=1.0, contact_speed=100.0)
+    c = clip.retarget_settings["clamping"]
+    assert clip.foot_contact.all()
+    # by the last frame the hips have moved 1 m past feet a leg (0.426 m) reaches around its hip
+    start = clip.foot_pos[0, :, 0] - clip.root_pos[0, 0] - ROBOT.hip_offset[:, 0]   # feet vs hips at frame 0
+    assert c["max_planted_foot_miss_m"] > (clip.root_pos[-1, 0] - clip.root_pos[0, 0]) - start.max() - ROBOT.leg_length
+    assert c["planted_foot_missed_frames"] > clip.num_frames // 2
+    assert np.all(clip.dof_pos >= ROBOT.lower) and np.all(clip.dof_pos <= ROBOT.upper)
+    np.testing.assert_allclose(clip.foot_pos, feet_world(ROBOT, clip.root_pos, clip.root_quat, clip.dof_pos), atol=1e-9)
 
 
 # ---------------------------------------------------------------- mapping files

@@ -1,5 +1,5 @@
 """Keyframe motions: the shipped backflip and jump measured against physics and the official flip
-(shared REFERENCE.md §3), the format's semantics, and one strict error per kind of bad input."""
+(docs/facts.md §3), the format's semantics, and one strict error per kind of bad input."""
 
 import hashlib
 import math

@@ -14,7 +14,7 @@ def robot():
 
 
 def test_robot_description_matches_urdf_facts(robot):
-    # Values from the Go2 URDF as listed in REFERENCE.md §1, independent of our parser.
+    # Values from the Go2 URDF as listed in docs/facts.md §1, independent of our parser.
     assert robot.joint_names[:3] == ("FR_hip_joint", "FR_thigh_joint", "FR_calf_joint")
     assert robot.legs == ("FR", "FL", "RR", "RL")
     np.testing.assert_allclose(robot.lower[:3], [-1.0472, -1.5708, -2.7227])

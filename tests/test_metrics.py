@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from imitation.metrics import (
-    DEFAULT_THRESHOLDS, Trajectory, episode_metrics, format_table, longest_run, summarize,
-)
+from imitation.metrics import Trajectory, episode_metrics, format_table, longest_run, summarize
+from imitation.reference import Reference
 from retarget.clip import Clip
 
 DT = 0.02
@@ -144,32 +143,44 @@ def test_longest_run():
 
 # ---------------------------------------------------------------- success
 
+def flip_reference(turn_deg=360):
+    """The clean scripted flip as a reference clip (standing start and end at 0.3 m, all feet down at the end)."""
+    _, traj = flip_episode(turn_deg)
+    return Clip(fps=1 / DT, root_pos=traj.root_pos[0], root_quat=traj.root_quat[0], dof_pos=traj.dof_pos[0],
+                foot_pos=traj.foot_pos[0], foot_contact=traj.foot_contact[0], joint_names=CANON_JOINTS,
+                foot_names=CANON_FEET)
+
+
+FLIP = flip_reference()
+
+
 def test_clean_flip_succeeds():
     _, traj = flip_episode(360)
-    m = episode_metrics(traj)
+    m = episode_metrics(traj, FLIP)
     assert m["success"][0]
     assert m["final_tilt_deg"][0] == pytest.approx(0, abs=1e-4)
     assert m["flight_time"][0] == pytest.approx(0.5, abs=1e-9)
+    assert "success" not in episode_metrics(traj)     # no reference, no verdict
 
 
 def test_base_contact_fails_success():
     _, traj = flip_episode(360)
     traj.body_contact[0, 50] = True
-    m = episode_metrics(traj)
+    m = episode_metrics(traj, FLIP)
     assert m["body_contact"][0] and not m["success"][0]
 
 
 def test_short_turn_fails():
-    m = episode_metrics(flip_episode(300)[1])
+    m = episode_metrics(flip_episode(300)[1], FLIP)
     assert m["pitch_rotation_deg"][0] == pytest.approx(300, abs=1.0)
     assert not m["success"][0]
-    # The threshold alone decides: a clean full turn fails a stricter one.
-    assert not episode_metrics(flip_episode(360)[1], thresholds={"min_rotation_deg": 361})["success"][0]
+    # The tolerance alone decides: a turn 10 degrees short passes the default, fails a stricter one.
+    assert episode_metrics(flip_episode(350)[1], FLIP)["success"][0]
+    assert not episode_metrics(flip_episode(350)[1], FLIP, {"rotation_deg": [30.0, 5.0, 30.0]})["success"][0]
 
 
 def test_landing_upside_down_fails():
-    # 540 degrees passes the rotation test; only the attitude at the end fails it.
-    m = episode_metrics(flip_episode(540)[1])
+    m = episode_metrics(flip_episode(540)[1], FLIP)
     assert m["pitch_rotation_deg"][0] == pytest.approx(540, abs=1.0)
     assert m["final_tilt_deg"][0] == pytest.approx(180, abs=1e-4)
     assert not m["success"][0]
@@ -178,17 +189,11 @@ def test_landing_upside_down_fails():
 def test_low_base_or_feet_up_at_end_fail():
     _, traj = flip_episode(360)
     traj.root_pos[0, -1, 2] = 0.1
-    assert not episode_metrics(traj)["success"][0]
+    assert not episode_metrics(traj, FLIP)["success"][0]
     _, traj = flip_episode(360)
     traj.foot_contact[0, -1, 2] = False
-    m = episode_metrics(traj)
+    m = episode_metrics(traj, FLIP)
     assert not m["feet_down_at_end"][0] and not m["success"][0]
-
-
-def test_unknown_threshold_is_refused():
-    with pytest.raises(KeyError):
-        episode_metrics(flip_episode(360)[1], thresholds={"min_rotation": 300})
-    assert DEFAULT_THRESHOLDS["min_rotation_deg"] == 330
 
 
 # ---------------------------------------------------------------- tracking
@@ -335,7 +340,7 @@ def test_summary_and_table():
     keys = ("root_pos", "root_quat", "root_ang_vel_body", "dof_pos", "dof_vel", "torque", "actions",
             "foot_pos", "foot_contact", "body_contact")
     mixed = Trajectory(dt=DT, **{k: np.concatenate([getattr(ok, k)] * 3 + [getattr(short, k)]) for k in keys})
-    s = summarize(episode_metrics(mixed))
+    s = summarize(episode_metrics(mixed, reference=Reference(FLIP, None, DT, "cpu")))   # success only
     assert s["episodes"] == 4
     assert s["success_rate"] == pytest.approx(0.75)
     assert 0 < s["success_ci_low"] < 0.75 < s["success_ci_high"] <= 1

@@ -1,4 +1,4 @@
-"""The reward-only backflip terms (REFERENCE.md §4) against hand-computed values on tiny synthetic states."""
+"""The reward-only backflip terms (docs/facts.md §4) against hand-computed values on tiny synthetic states."""
 
 from __future__ import annotations
 

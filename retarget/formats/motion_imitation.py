@@ -81,10 +81,9 @@ def load(path: str | Path) -> SourceMotion:
     return SourceMotion(
         path=path, format=FORMAT, fps=1.0 / duration, root_pos=pose[:, :3],
         root_quat=quat_xyzw[:, [3, 0, 1, 2]], joint_pos=pose[:, 7:], joint_names=None,
-        loop_mode=LOOP_MODES[loop.lower()],
-        info={"variant": WIDTHS[width], "frame_width": width, "frame_duration": duration,
-              "cycle_offset_position": flags["EnableCycleOffsetPosition"],
-              "cycle_offset_rotation": flags["EnableCycleOffsetRotation"]},
+        loop_mode=LOOP_MODES[loop.lower()], cycle_offset_position=flags["EnableCycleOffsetPosition"],
+        cycle_offset_rotation=flags["EnableCycleOffsetRotation"],
+        info={"variant": WIDTHS[width], "frame_width": width, "frame_duration": duration},
     )
 
 

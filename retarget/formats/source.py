@@ -27,6 +27,8 @@ class SourceMotion:
     joint_pos: np.ndarray                # (N, J) rad, source convention and column order
     joint_names: tuple[str, ...] | None  # column names; None = positional, in the mapping's order
     loop_mode: str = "none"              # "none" | "wrap"
+    cycle_offset_position: bool = False  # a wrapped repetition starts where the last one ended (x, y) ...
+    cycle_offset_rotation: bool = False  # ... and facing where it ended (heading)
     info: dict = field(default_factory=dict)  # format details worth recording (JSON-able)
 
     @property

@@ -1,0 +1,80 @@
+"""Learning curves during training: the reference-derived success (imitation.success) and tracking errors of the
+episodes that start at t = 0 (the ones an evaluation runs), batched on the env's device without host syncs.
+
+Each env accumulates, from its reset on, the body-frame turn step by step, the change of heading, any non-foot
+ground contact and its tracking errors; an episode that started at t = 0 and ran to its time-out is summarized
+as an imitation.success.Outcome and judged against the reference's own Outcome over the same span.
+Values reach rsl-rl's logger (TensorBoard, and progress.jsonl through imitation.train) as `Success/...` entries
+of the env's episode log, once per rollout, with `Success/episodes` the number of episodes scored in that
+rollout; a rollout in which none ended repeats the last values (NaN before the first one). The policy is the
+noisy training policy: the checkpoint sweeps (imitation sweep) measure the deterministic one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import success as rule
+from .stats import EpisodeStats
+
+NAMES = ("Success/success_rate", "Success/pitch_rotation_deg", "Success/roll_turn_deg", "Success/yaw_turn_deg",
+         "Success/final_tilt_deg", "Success/joint_rmse", "Success/root_orient_error")
+
+
+class OnlineSuccess:
+    def __init__(self, num_envs: int, dt: float, device, expected: rule.Outcome, tolerances: dict, loop: bool):
+        """`expected`: the reference's Outcome over a full episode from t = 0."""
+        self.dt, self.expected, self.tol, self.loop = dt, expected, tolerances, loop
+        z = lambda *s: torch.zeros(num_envs, *s, device=device)  # noqa: E731
+        self.from_zero = torch.zeros(num_envs, dtype=torch.bool, device=device)
+        self.start_pos, self.start_quat, self.prev_quat = z(3), z(4), z(4)
+        # per env: turn about the body axes (3), heading change, body-contact steps, sum of mean squared joint
+        # error, sum of orientation error, steps
+        self.acc = z(8)
+        self.stats = EpisodeStats(names=list(NAMES), counters=["Success/episodes"], steps=[], device=device, interval=1)
+        self.stats.last.fill_(float("nan"))
+
+    def reset(self, mask: torch.Tensor, start_frame: torch.Tensor, base_pos: torch.Tensor,
+              base_quat: torch.Tensor) -> None:
+        """Envs in `mask` start a new episode at clip frame `start_frame` (n,) in the state base_pos, base_quat."""
+        m = mask[:, None]
+        torch.where(mask, start_frame == 0, self.from_zero, out=self.from_zero)
+        torch.where(m, base_pos, self.start_pos, out=self.start_pos)
+        torch.where(m, base_quat, self.start_quat, out=self.start_quat)
+        torch.where(m, base_quat, self.prev_quat, out=self.prev_quat)
+        self.acc.masked_fill_(m, 0.0)
+
+    def step(self, base_quat: torch.Tensor, body_contact: torch.Tensor, joint_sq: torch.Tensor,
+             orient_error: torch.Tensor) -> None:
+        """Accumulate one control step: attitude after the step, any non-foot contact (bool), mean over joints
+        of the squared joint error, root orientation error (rad); all (n, ...)."""
+        yaw = rule.wrap(rule.heading(base_quat) - rule.heading(self.prev_quat))
+        inc = torch.cat([rule.step_turn(self.prev_quat, base_quat), yaw[:, None], body_contact.to(self.acc.dtype)[:, None],
+                         joint_sq[:, None], orient_error[:, None], torch.ones_like(joint_sq)[:, None]], dim=-1)
+        self.acc += torch.nan_to_num(inc, nan=0.0, posinf=0.0, neginf=0.0)
+        self.prev_quat.copy_(base_quat)
+
+    def end(self, dones: torch.Tensor, time_out: torch.Tensor, base_pos: torch.Tensor, base_quat: torch.Tensor,
+            feet_down: torch.Tensor) -> None:
+        """Score the episodes ending now (`dones`), from the final state, before the envs are reset."""
+        ended = dones & self.from_zero
+        if ended.device.type == "cpu" and not bool(ended.any()):  # most steps on CPU, where the test is free
+            return
+        turn, yaw, contact, joint_sq, orient, steps = self.acc.split([3, 1, 1, 1, 1, 1], dim=-1)
+        steps = steps[:, 0].clamp(min=1.0)
+        out = rule.summarize(self.start_pos, self.start_quat, base_pos, base_quat, turn, yaw[:, 0], feet_down,
+                             contact[:, 0] > 0, steps * self.dt)
+        success = rule.judge(out, self.expected, self.tol, self.loop)["success"] & time_out
+        deg = 180.0 / math.pi
+        values = torch.stack([
+            success.to(self.acc.dtype), -turn[:, 1] * deg, turn[:, 0] * deg, turn[:, 2] * deg, out.final_tilt * deg,
+            torch.sqrt(joint_sq[:, 0] / steps), orient[:, 0] / steps,
+        ], dim=-1)
+        self.stats.add_episodes(ended, torch.nan_to_num(values, nan=0.0))
+        self.stats.add_counts(ended.sum().to(self.acc.dtype)[None])
+
+    def emit(self) -> dict[str, torch.Tensor]:
+        """Means of the episodes scored since the last call (the last means if none), and their count."""
+        return self.stats.tick()

@@ -1,0 +1,258 @@
+"""`imitation refine`: a motion file or clip in, a physically exact clip with its open-loop PD targets out.
+
+    source -> Go2 clip at the control rate -> windowed CMA-ES over PD-target offsets in a batched Genesis scene
+    -> one replay of the best targets, recorded -> feasibility check against the source -> OUT.h5
+
+Every frame of OUT is a state the simulated Go2 passes through with the env's physics, gains, torque limits
+and control period; its `pd_target` dataset holds the targets that produce it, so an env whose residual base
+is the clip's PD targets replays it with zero action.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retarget.errors import InputError
+
+DEFAULT_CONFIG = "configs/imitation.yaml"
+CHECKPOINT_SUFFIX = ".refine-checkpoint"
+
+
+@dataclass
+class Refined:
+    clip: object            # retarget.clip.Clip: the refined clip (written unless infeasible)
+    report: dict
+    written: bool
+
+
+def load_source(source: str | Path, robot, source_robot: str | None = None):
+    """Any motion file `imitation retarget` reads, or an HDF5 clip; refused the same way."""
+    from retarget.clip import read_clip
+    from retarget.importer import load_motion
+
+    source = Path(source)
+    if source.suffix.lower() in (".h5", ".hdf5"):
+        if not source.is_file():
+            raise InputError(f"{source}: clip not found")
+        return read_clip(source, robot)
+    return load_motion(source, robot, source_robot=source_robot)
+
+
+def env_overrides(settings: dict, num_envs: int, duration: float) -> dict:
+    """The env a refinement simulates in: the config's physics and gains, residual PD targets around the
+    source (action = offset in rad), no terminations, every episode from t = 0."""
+    return {
+        "env": {"num_envs": num_envs, "action_mode": "residual", "residual_base": "reference",
+                "residual_lead": settings["residual_lead"], "residual_velocity_gain": settings["velocity_gain"],
+                "action_scale": 1.0, "action_latency": False, "episode_length_s": duration + 1.0,
+                "observations": {"future_frames": [], "privileged_critic": False}},
+        "reset": {"rsi": False},
+        "termination": {"body_contact": False, "max_height_error": None, "max_position_error": None,
+                        "max_orientation_error": None},
+        # Built with per-env physics when candidates run on randomized copies (the search sets them).
+        "domain_randomization": {"enabled": settings["robust_copies"] > 1},
+    }
+
+
+def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = False, json_path=None,
+                  allow_partial: bool = False, device: str = "cpu", source_robot: str | None = None,
+                  overrides: dict | None = None, env=None, progress=print) -> Refined:
+    """Refine `source` into `output`; see the module docstring. `overrides` patch the config (tests);
+    `env`: a built refinement env to reuse (its clip must be the source's)."""
+    import torch
+
+    from retarget.clip import sha256_of, write_clip
+    from retarget.files import write_text_atomic
+    from retarget.quality import quality_report
+    from retarget.robot import load_robot
+
+    from .. import config as config_mod
+    from ..env import resolve_path
+    from ..record import pd_settings, record
+    from . import report as rep
+    from .cost import TERMS, Cost
+    from ..config import NOMINAL_DR
+    from .knots import Knots, is_sagittal, source_base
+    from .search import RefineStopped, Rollouts, SearchState, load_checkpoint, search
+
+    t0 = time.time()
+    config = resolve_path(config or DEFAULT_CONFIG)
+    cfg = config_mod.load_config(config, overrides)
+    robot = load_robot(resolve_path(cfg["robot"]))
+    source = Path(source)
+    clip = load_source(source, robot, source_robot)              # bad input fails before Genesis starts
+    settings = cfg["refine"]
+    dt = cfg["env"]["dt"]
+    src = clip.resample(1.0 / dt)
+    output = Path(output)
+    checkpoint = Path(str(output) + CHECKPOINT_SUFFIX)
+    symmetric = {"on": True, "off": False}.get(settings["symmetry"])
+    if symmetric is None:
+        symmetric = is_sagittal(src, robot)
+    key = {"source_sha256": sha256_of(source), "settings": settings, "seed": seed, "pd": pd_settings(cfg)}
+    state = None
+    if resume:
+        if not checkpoint.is_file():
+            raise InputError(f"{checkpoint}: no refinement checkpoint to resume")
+        try:
+            state = load_checkpoint(checkpoint)
+        except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing here
+            raise InputError(f"{checkpoint}: not a readable refinement checkpoint ({e})") from None
+        if state.key != key:
+            raise InputError(f"{checkpoint}: made for another source, seed or settings; refine without --resume")
+
+    if env is None:
+        torch.set_num_threads(1)
+        from ..train import init_genesis
+
+        init_genesis(device)
+        from ..env import ImitationEnv
+
+        env_cfg = config_mod.load_config(config, config_mod.merge(
+            overrides or {}, env_overrides(settings, settings["population"] * settings["robust_copies"],
+                                           src.duration)))
+        env = ImitationEnv(env_cfg, clip=src)
+    if env.ref.num_frames != src.num_frames:
+        raise ValueError(f"the refinement env's clip has {env.ref.num_frames} frames, the source {src.num_frames}")
+    knots = Knots(env.ref.num_frames, dt, settings["knot_dt"], symmetric, robot, env.device)
+    limits = (robot.lower, robot.upper, robot.effort if cfg["env"]["torque_limits"] else np.full(12, 1e6))
+    cost = Cost(env.ref, settings["costs"], settings["height_margin"], limits, env.num_envs, env.device)
+    rollouts = Rollouts(env, knots, cost, copies=settings["robust_copies"], ranges=cfg["domain_randomization"])
+    # Playback: nominal robot, no latency, no terminations; PD target = source base + action (rad).
+    base = source_base(env.ref, settings["residual_lead"], settings["velocity_gain"])
+    mode = dict(residual_base=base, action_scale=1.0)
+
+    def full_cost(params: np.ndarray) -> dict:
+        """Weighted cost terms of one parameter vector on the whole clip: the mean over its copies, whose
+        physics is drawn the same way for every call (before and after compare on the same robots), and the
+        nominal robot's total."""
+        terms, _ = rollouts(params[None], env.ref.last, rng=np.random.RandomState(seed))
+        out = {t: float(v) for t, v in zip(TERMS, terms[0] * rollouts.weights)}
+        return out, float(rollouts.copy_totals[0, 0])
+
+    stop = {"now": False}
+
+    def on_signal(signum, frame):
+        if stop["now"]:
+            raise KeyboardInterrupt
+        progress(f"{signal.Signals(signum).name}: stopping after this generation (again to abort)")
+        stop["now"] = True
+
+    zero = np.zeros(knots.size)
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with env.playback(env.ref.last, dr_ranges=NOMINAL_DR, latency=False, **mode):
+            cost_before, nominal_before = full_cost(zero)
+            progress(f"refining {source} ({src.duration:.2f} s, {knots.num_knots} knots x {knots.per_knot} offsets"
+                     f"{', left/right symmetric' if symmetric else ''}; {rollouts.num_envs} candidates per generation x {rollouts.copies} robots); "
+                     f"unrefined replay cost {sum(cost_before.values()):.4f}")
+            if state is None:
+                state = SearchState(best=zero.copy(), key=key)
+            state = search(rollouts, settings, seed, state, checkpoint, lambda: stop["now"], progress)
+            cost_after, nominal_after = full_cost(state.best)
+    except RefineStopped:
+        raise InputError(f"{source}: refinement stopped; the best so far is kept in {checkpoint} "
+                         f"(--resume continues)") from None
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+    # The result: one replay of the best targets, recorded with the simulator's own velocities.
+    offsets = knots.offsets(state.best[None])[0]
+    before = record(env, actions=knots.offsets(zero[None])[0][:-1], latency=False, **mode)
+    rec = record(env, actions=offsets[:-1], simulated_velocities=True, store_pd_target=True, latency=False, **mode)
+    refined = rec.clip
+    result, source_outcome = rep.outcome(refined), rep.outcome(src)
+    report = {
+        "source_file": source.name,
+        "source": source_outcome,
+        "before": rep.outcome(before.clip),
+        "result": result,
+        "end_error": rep.end_error(result, source_outcome, refined.root_quat[-1], src.root_quat[-1]),
+        "physics": rep.physics(refined, robot, cfg["env"]["kp"], cfg["env"]["kd"]),
+        "cost_before": cost_before,
+        "cost_after": cost_after,
+        "nominal_cost_before": nominal_before,
+        "nominal_cost_after": nominal_after,
+        "robust_copies": rollouts.copies,
+        "body_contact_time_s": rec.body_contact_time,
+        "faulted_replay": rec.faulted,
+        "candidates": state.candidates,
+        "faulted_candidates": state.faulted,
+        "wall_time_s": time.time() - t0,
+        "search_time_s": state.elapsed_s,
+        "symmetric": symmetric,
+        "seed": seed,
+    }
+    report["shortfalls"] = rep.shortfalls(result, source_outcome, settings["tolerances"], rec.body_contact_time)
+    if rec.faulted:
+        report["shortfalls"].append("the replay hit a physics fault")
+    progress(rep.format_report(report), end="")
+    if json_path:
+        write_text_atomic(json_path, json.dumps(report, indent=2))
+    refined.source_file = source.name
+    refined.source_sha256 = key["source_sha256"]
+    refined.retarget_settings = {
+        **refined.retarget_settings,
+        "method": "physics refinement: windowed CMA-ES over PD-target offsets, then a recorded replay from t = 0",
+        "config": str(config), "refine": settings, "seed": seed, "symmetric": symmetric, "physics": key["pd"],
+        "source_retarget_settings": clip.retarget_settings,
+    }
+    refined.quality = {**quality_report(refined, robot), "refinement": report}
+    if report["shortfalls"] and not allow_partial:
+        raise InputError(f"{source}: not feasible within the refinement budget: {'; '.join(report['shortfalls'])}; "
+                         f"nothing written (--allow-partial writes it anyway)")
+    write_clip(refined, output)
+    checkpoint.unlink(missing_ok=True)
+    return Refined(clip=refined, report=report, written=True)
+
+
+def cache_status(source, cache, cfg: dict, seed: int = 1) -> str | None:
+    """None when `cache` is a refinement of `source` (same sha256) with `cfg`'s refinement settings, physics and
+    this seed; else why not, in words."""
+    from retarget.clip import read_clip, sha256_of
+    from retarget.robot import load_robot
+
+    from ..env import resolve_path
+    from ..record import pd_settings
+
+    cache = Path(cache)
+    if not cache.is_file():
+        return "no cached refinement"
+    cached = read_clip(cache, load_robot(resolve_path(cfg["robot"])))
+    s = cached.retarget_settings
+    if cached.source_sha256 != sha256_of(source):
+        return f"{source} changed since {cache} was refined"
+    if s.get("refine") != cfg["refine"] or s.get("physics") != pd_settings(cfg) or s.get("seed") != seed:
+        return f"{cache} was refined with other settings"
+    return None
+
+
+def cached_refinement(source, cache, output, *, config=None, seed: int = 1, device: str = "cpu",
+                      progress=print) -> Path:
+    """The refined clip of `source` at `output`: a copy of `cache` when the cache was refined from this very
+    source (sha256) with the same refinement, physics and seed, else a fresh refinement (which the cache can
+    then be updated with). Refining takes minutes; the pipeline runs on every fresh clone."""
+    import shutil
+
+    from .. import config as config_mod
+    from ..env import resolve_path
+
+    config = resolve_path(config or DEFAULT_CONFIG)
+    cfg = config_mod.load_config(config)
+    cache, output = Path(cache), Path(output)
+    reason = cache_status(source, cache, cfg, seed)
+    if reason is None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cache, output)
+        progress(f"refined reference: {cache} (refined from {source}; its sha256 and the settings match)")
+        return output
+    progress(f"refining {source} ({reason}); update the cache with: imitation refine {source} -o {cache}")
+    refine_motion(source, output, config=config, seed=seed, device=device, progress=progress)
+    return output

@@ -1,0 +1,202 @@
+"""The sampling search of the refinement: CMA-ES (pycma) over the PD-target offsets of one window of knots at a
+time, every generation's candidates simulated side by side as the envs of one Genesis scene.
+
+Each window starts from the best offsets found so far (the incumbent is injected as a candidate, so a window
+never ends worse than it began), its candidates differ only in the window's knots, and they are scored from
+t = 0 up to the window's horizon. After the windows, an optional polish searches all knots together on the
+whole clip. pycma's own random state and ours are saved with every checkpoint, so a resumed search continues
+exactly where it stopped and a search is deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from retarget.files import atomic_path
+
+from .cost import TERMS, Cost
+
+FAULT_COST = 1e9   # what CMA-ES is told for a candidate whose physics failed (pycma wants finite values)
+
+
+class RefineStopped(Exception):
+    """Ctrl-C or SIGTERM: the search stopped after a generation and saved its checkpoint."""
+
+
+@dataclass
+class SearchState:
+    """Everything a resumed search needs (pickled into the checkpoint)."""
+
+    best: np.ndarray                    # the incumbent parameter vector
+    stage: int = 0                      # index into the stage list (windows, then the polish)
+    generation: int = 0                 # generations done in this stage
+    es: object = None                   # the stage's pycma CMAEvolutionStrategy
+    stage_best_cost: float = np.inf
+    candidates: int = 0
+    faulted: int = 0
+    elapsed_s: float = 0.0
+    key: dict = field(default_factory=dict)   # source and settings the checkpoint belongs to
+    np_random: tuple | None = None
+    best_terms: np.ndarray | None = None      # weighted cost terms of the incumbent in this stage
+
+
+class Rollouts:
+    """Simulates a batch of parameter vectors and scores them, each on `copies` envs: copy 0 with the nominal
+    robot, the others with friction, base mass, kp / kd and action latency drawn from `ranges` (the domain
+    randomization the policy will train with), drawn anew every call and the same for every candidate of the
+    call, so candidates are compared on equal terms. A candidate's cost is the mean over its copies.
+
+    The env must be in playback mode with the refinement's residual base and an action scale of 1 (the action
+    is the offset in rad); with copies > 1 it must have been built with domain randomization."""
+
+    def __init__(self, env, knots, cost: Cost, copies: int = 1, ranges: dict | None = None):
+        self.env, self.knots, self.cost, self.copies = env, knots, cost, max(1, int(copies))
+        if env.num_envs < self.copies:
+            raise ValueError(f"{env.num_envs} envs cannot hold {self.copies} copies of a candidate")
+        if self.copies > 1 and not env.dr_on:
+            raise ValueError("robust copies need an env built with domain randomization")
+        self.ranges = ranges
+        self.num_envs = env.num_envs // self.copies         # candidates per call
+        self.weights = cost.weights.cpu().numpy()
+        dev = env.device
+        self.all_envs = torch.ones(env.num_envs, dtype=torch.bool, device=dev)
+        self.start = torch.zeros(env.num_envs, dtype=torch.long, device=dev)
+
+    def _draw_physics(self, rng) -> None:
+        """Physics of every copy (envs are candidate-major: env = candidate * copies + copy)."""
+        env, r, c = self.env, self.ranges, self.copies
+        draw = np.zeros((c, 4))
+        draw[0] = [1.0, 0.0, 1.0, 1.0]
+        delayed = np.zeros(c, dtype=bool)
+        if c > 1:
+            for i, key in enumerate(("friction", "added_base_mass", "kp_scale", "kd_scale")):
+                draw[1:, i] = rng.uniform(r[key][0], r[key][1], size=c - 1)
+            delayed[1:] = rng.uniform(size=c - 1) < r["action_latency_probability"]
+        per_env = torch.as_tensor(np.tile(draw, (env.num_envs // c + 1, 1))[:env.num_envs], dtype=torch.float32,
+                                  device=env.device)
+        idx = torch.arange(env.num_envs, device=env.device)
+        env.set_physics(idx, *(per_env[:, i:i + 1] for i in range(4)))
+        env.delayed.copy_(torch.as_tensor(np.tile(delayed, env.num_envs // c + 1)[:env.num_envs], device=env.device))
+        env.any_delay = bool(delayed.any())
+
+    def __call__(self, params: np.ndarray, last_frame: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
+        """(terms (P, len(TERMS)) unweighted, total (P,), +inf for a physics fault) of `params` (P, size),
+        P <= num_envs, scored on frames 1..last_frame; the copies' physics from `rng` (default: numpy's global
+        random state). The per-copy totals are kept in `copy_totals` (P, copies)."""
+        env, c = self.env, self.copies
+        p = len(params)
+        full = np.concatenate([params, np.repeat(params[:1], self.num_envs - p, axis=0)])  # unused envs: a filler
+        offsets = self.knots.offsets(np.repeat(full, c, axis=0))                         # (n, F, 12)
+        if env.num_envs > len(offsets):
+            offsets = torch.cat([offsets, offsets[:1].expand(env.num_envs - len(offsets), -1, -1)])
+        if env.dr_on:  # an env built with randomization: set every copy's physics (copy 0: nominal)
+            self._draw_physics(np.random if rng is None else rng)
+        env._reset(self.all_envs, self.start, redraw_physics=False)
+        env.obs = env._observations()
+        self.cost.reset(env.base_quat)
+        with torch.no_grad():
+            for k in range(last_frame):
+                _, _, dones, _ = env.step(offsets[:, k])
+                self.cost.step(env, k + 1, dones)
+        terms, total = self.cost.result(at_end=last_frame == env.ref.last)
+        m = self.num_envs * c
+        terms = terms[:m].reshape(self.num_envs, c, -1).mean(1)[:p]
+        self.copy_totals = total[:m].reshape(self.num_envs, c)[:p].cpu().numpy().astype(float)
+        total = total[:m].reshape(self.num_envs, c).mean(1)[:p]     # a faulted copy makes the mean +inf
+        return terms.cpu().numpy(), total.cpu().numpy().astype(float)
+
+
+def stages(knots, settings: dict) -> list[dict]:
+    """The windows in search order, then the polish: knot range, scored frames, generations, step size."""
+    out = []
+    for w in knots.windows(settings["window_knots"], settings["window_stride"]):
+        out.append({"knots": w, "last_frame": knots.last_frame(w, knots.dt, settings["horizon_s"], knots.num_frames),
+                    "generations": settings["generations"], "sigma": settings["sigma0"]})
+    if settings["polish_generations"]:
+        out.append({"knots": (0, knots.num_knots), "last_frame": knots.num_frames - 1,
+                    "generations": settings["polish_generations"], "sigma": settings["sigma0"] / 3})
+    return out
+
+
+def search(rollouts: Rollouts, settings: dict, seed: int, state: SearchState, checkpoint, should_stop,
+           progress=print) -> SearchState:
+    """Run (or continue) the stages; returns the final state. `should_stop()` is polled after each generation:
+    when true the checkpoint is written and RefineStopped raised."""
+    import cma
+
+    knots, n = rollouts.knots, rollouts.num_envs
+    plan = stages(knots, settings)
+    total_work = sum(s["generations"] * s["last_frame"] for s in plan)
+    t_start = time.time() - state.elapsed_s
+    while state.stage < len(plan):
+        st = plan[state.stage]
+        sl = knots.value_slice(st["knots"])
+        if state.es is None:
+            opts = {"popsize": n, "bounds": [-settings["bound"], settings["bound"]], "seed": seed * 1000 + state.stage + 1,
+                    "CMA_stds": knots.stds[sl], "verbose": -9}
+            state.es = cma.CMAEvolutionStrategy(state.best[sl].copy(), st["sigma"], opts)
+            state.generation, state.stage_best_cost = 0, np.inf
+        elif state.np_random is not None:
+            np.random.set_state(state.np_random)
+        es = state.es
+        while state.generation < st["generations"]:
+            t0 = time.time()
+            # The incumbent runs as candidate 0 of every generation: it is replaced only by a candidate that beats
+            # it on the same draws of randomized physics.
+            es.inject([state.best[sl].copy()], force=True)
+            x = np.asarray(es.ask())
+            params = np.tile(state.best, (n, 1))
+            params[:, sl] = x
+            params[0] = state.best
+            terms, total = rollouts(params, st["last_frame"])
+            faulted = ~np.isfinite(total)
+            es.tell(list(x), np.where(faulted, FAULT_COST, total).tolist())
+            state.candidates += n
+            state.faulted += int(faulted.sum())
+            i = int(np.argmin(np.where(faulted, np.inf, total)))
+            state.stage_best_cost = float(total[i])
+            if i != 0 and total[i] < total[0]:
+                state.best = params[i].copy()
+            state.best_terms = terms[i] * rollouts.weights
+            state.generation += 1
+            state.elapsed_s = time.time() - t_start
+            state.np_random = np.random.get_state()
+            done_work = sum(s["generations"] * s["last_frame"] for s in plan[:state.stage]) + \
+                state.generation * st["last_frame"]
+            rate = done_work / max(state.elapsed_s, 1e-9)
+            eta = (total_work - done_work) / max(rate, 1e-9)
+            top = sorted(zip(TERMS, state.best_terms), key=lambda kv: -kv[1])[:4]
+            k0, k1 = st["knots"]
+            where = "polish" if state.stage == len(plan) - 1 and settings["polish_generations"] else \
+                f"window {state.stage + 1}/{len(plan) - bool(settings['polish_generations'])}"
+            progress(f"{where} (knots {knots.times[k0]:.1f}-{knots.times[k1 - 1]:.1f} s, scored to "
+                     f"{st['last_frame'] * knots.dt:.2f} s) gen {state.generation}/{st['generations']}: "
+                     f"best {state.stage_best_cost:.4f} (" + ", ".join(f"{k} {v:.3f}" for k, v in top) + ") "
+                     f"{n / (time.time() - t0):.0f} candidates/s, ETA {eta:.0f} s")
+            if should_stop():
+                save_checkpoint(checkpoint, state)
+                raise RefineStopped(str(checkpoint))
+            if state.generation % 5 == 0:
+                save_checkpoint(checkpoint, state)
+        state.stage += 1
+        state.es = None
+    save_checkpoint(checkpoint, state)
+    return state
+
+
+def save_checkpoint(path, state: SearchState) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        pickle.dump(state, f)
+
+
+def load_checkpoint(path) -> SearchState:
+    with open(path, "rb") as f:
+        state = pickle.load(f)
+    if not isinstance(state, SearchState):
+        raise ValueError("not a refinement checkpoint")
+    return state

@@ -1,0 +1,188 @@
+"""Did an episode do what its reference does? One rule for every motion, batched in torch, used by the training
+statistics (imitation.flipstats), evaluation and checkpoint sweeps (imitation.metrics) and the report.
+
+An episode is summarized as an `Outcome`: the net turn about each body axis (its final attitude relative to its
+start, plus the whole turns that the body-frame rotation accumulated step by step counts, so a backflip is -360
+degrees of pitch, not 0), its displacement and heading change from its
+start, its final tilt and base height, which feet are down at the end, whether anything but the feet touched the
+ground, and its mean velocity (in the start's heading frame) and yaw rate. The reference is summarized the same
+way over the same span of clip time (`expected`), and the episode succeeds when (`judge`):
+
+    a motion that ends (loop_mode none):
+      rotation   |turn - reference turn| < rotation_deg about each body axis (roll, pitch, yaw)
+      upright    final tilt < the reference's final tilt + final_tilt_deg
+      height     final base height > the reference's final height - end_height_m
+      position   horizontal distance from the reference's displacement < end_position_m
+      heading    |heading change - the reference's| < end_heading_deg
+      feet       every foot the reference has down at the end is down
+      no body contact at any step
+    a looping motion, over the whole episode:
+      no fall    no body contact and final tilt < the reference's + final_tilt_deg
+      speed      |mean forward and lateral speed - the reference's| < speed_m_s
+      yaw rate   |mean yaw rate - the reference's| < yaw_rate_deg_s
+
+Tolerances come from the config's `success` section (defaults in imitation.config). The backflip configs loosen
+the yaw, heading and landing-spot tolerances (configs/base_backflip.yaml), which makes the rule the project's
+first flip test: at least 330 of 360 degrees backward (and, landing upright, at most 390), landing within 30 degrees
+of upright, base above 0.2 m (0.32 - 0.12), four feet down, no body contact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+
+from .rotations import quat_conj, quat_mul, quat_rotate, quat_to_rotvec
+
+CRITERIA_END = ("rotation", "upright", "height", "position", "heading", "feet", "no_body_contact")
+CRITERIA_LOOP = ("no_fall", "speed", "yaw_rate")
+
+
+@dataclass
+class Outcome:
+    """Per-episode summary, (E, ...) tensors."""
+
+    turn: torch.Tensor            # (E, 3) rad, net turn about the body axes (final attitude + whole turns)
+    displacement: torch.Tensor    # (E, 3) m, final - start base position (world)
+    heading_change: torch.Tensor  # (E,) rad in (-pi, pi]
+    final_tilt: torch.Tensor      # (E,) rad, body z vs world z
+    final_height: torch.Tensor    # (E,) m
+    feet_down: torch.Tensor       # (E, F) bool at the end
+    body_contact: torch.Tensor    # (E,) bool, at any step
+    velocity: torch.Tensor        # (E, 2) m/s mean forward, lateral speed in the start's heading frame
+    yaw_rate: torch.Tensor        # (E,) rad/s mean (the accumulated turn about world z over the duration)
+
+    def to(self, device) -> "Outcome":
+        return Outcome(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+def heading(quat: torch.Tensor) -> torch.Tensor:
+    """(...,) yaw of the body x axis projected on the ground (rad)."""
+    x = quat_rotate(quat, torch.tensor([1.0, 0.0, 0.0], device=quat.device, dtype=quat.dtype).expand_as(quat[..., 1:]))
+    return torch.atan2(x[..., 1], x[..., 0])
+
+
+def tilt(quat: torch.Tensor) -> torch.Tensor:
+    """(...,) angle between body z and world z (rad)."""
+    return torch.acos((1.0 - 2.0 * (quat[..., 1] ** 2 + quat[..., 2] ** 2)).clamp(-1.0, 1.0))
+
+
+def wrap(angle: torch.Tensor) -> torch.Tensor:
+    return torch.remainder(angle + math.pi, 2 * math.pi) - math.pi
+
+
+def step_turn(prev_quat: torch.Tensor, quat: torch.Tensor) -> torch.Tensor:
+    """Body-frame rotation vector from `prev_quat` to `quat` (..., 3)."""
+    return quat_to_rotvec(quat_mul(quat_conj(prev_quat), quat))
+
+
+def summarize(start_pos, start_quat, final_pos, final_quat, turn, world_yaw, feet_down, body_contact,
+              duration) -> Outcome:
+    """An Outcome from the quantities an episode accumulates (all (E, ...)): `turn` the summed step_turn,
+    `world_yaw` the summed change of heading (unwrapped), `duration` in seconds."""
+    # Net turn: the final attitude relative to the start as a rotation vector, plus the whole turns the
+    # accumulated body rates count (the accumulation alone drifts with the path: a little twist in the middle of
+    # a flip shows as tens of degrees of "yaw" although the robot lands facing where it started).
+    rel = quat_to_rotvec(quat_mul(quat_conj(start_quat), final_quat))
+    turn = rel + 2 * math.pi * torch.round((turn - rel) / (2 * math.pi))
+    disp = final_pos - start_pos
+    h0 = heading(start_quat)
+    c, s = torch.cos(h0), torch.sin(h0)
+    dur = duration.clamp(min=1e-9)
+    forward = (c * disp[:, 0] + s * disp[:, 1]) / dur
+    lateral = (-s * disp[:, 0] + c * disp[:, 1]) / dur
+    return Outcome(
+        turn=turn, displacement=disp, heading_change=wrap(heading(final_quat) - h0), final_tilt=tilt(final_quat),
+        final_height=final_pos[:, 2], feet_down=feet_down.bool(), body_contact=body_contact.bool(),
+        velocity=torch.stack([forward, lateral], dim=-1), yaw_rate=world_yaw / dur,
+    )
+
+
+def outcome_of(root_pos, root_quat, foot_contact, body_contact, length, dt: float) -> Outcome:
+    """The Outcome of recorded episodes: (E, T, ...) samples of which the first `length` (E,) are valid."""
+    e, t = root_pos.shape[:2]
+    dev = root_pos.device
+    valid = torch.arange(t, device=dev)[None, :] < length[:, None]
+    steps = valid[:, 1:]
+    turns = step_turn(root_quat[:, :-1], root_quat[:, 1:]) * steps[..., None]
+    yaw = wrap(heading(root_quat[:, 1:]) - heading(root_quat[:, :-1])) * steps
+    last = (length - 1).clamp(min=0)
+    rows = torch.arange(e, device=dev)
+    return summarize(
+        root_pos[:, 0], root_quat[:, 0], root_pos[rows, last], root_quat[rows, last], turns.sum(1), yaw.sum(1),
+        foot_contact[rows, last], (body_contact & valid).any(1), last.to(root_pos.dtype) * dt,
+    )
+
+
+def expected(ref, start: int, steps: int) -> Outcome:
+    """The reference's own Outcome over clip frames start .. start + steps (a Reference of imitation.reference;
+    looping clips continue through their cycles)."""
+    idx = torch.arange(start, start + steps + 1, device=ref.device)
+    f = ref.frame(idx)
+    return outcome_of(f.root_pos[None], f.root_quat[None], f.foot_contact[None],
+                      torch.zeros(1, steps + 1, dtype=torch.bool, device=ref.device),
+                      torch.tensor([steps + 1], device=ref.device), ref.dt)
+
+
+def judge(out: Outcome, ref: Outcome, tol: dict, loop: bool) -> dict[str, torch.Tensor]:
+    """Per-criterion verdicts (E,) bool and `success`; `ref` is a one-episode Outcome (broadcast)."""
+    upright = out.final_tilt < ref.final_tilt + math.radians(tol["final_tilt_deg"])
+    no_contact = ~out.body_contact
+    if loop:
+        v = {
+            "no_fall": no_contact & upright,
+            "speed": ((out.velocity - ref.velocity).abs() < tol["speed_m_s"]).all(-1),
+            "yaw_rate": (out.yaw_rate - ref.yaw_rate).abs() < math.radians(tol["yaw_rate_deg_s"]),
+        }
+    else:
+        v = {
+            "rotation": ((out.turn - ref.turn).abs()
+                         < torch.deg2rad(torch.as_tensor(tol["rotation_deg"], dtype=out.turn.dtype,
+                                                         device=out.turn.device))).all(-1),
+            "upright": upright,
+            "height": out.final_height > ref.final_height - tol["end_height_m"],
+            "position": torch.linalg.vector_norm((out.displacement - ref.displacement)[:, :2], dim=-1)
+                        < tol["end_position_m"],
+            "heading": wrap(out.heading_change - ref.heading_change).abs() < math.radians(tol["end_heading_deg"]),
+            "feet": (out.feet_down | ~ref.feet_down).all(-1),
+            "no_body_contact": no_contact,
+        }
+    success = torch.ones_like(no_contact)
+    for verdict in v.values():
+        success = success & verdict
+    v["success"] = success
+    return v
+
+
+def trajectory_verdicts(traj, ref, tolerances: dict | None = None) -> dict:
+    """Verdicts (numpy (E,) bool arrays, `success` among them) of recorded episodes that start at the clip's
+    t = 0, and their mean forward / lateral speed and yaw rate beside the reference's (E,) floats: `traj` an imitation.metrics.Trajectory, `ref` the reference (a retarget.clip.Clip or an
+    imitation.reference.Reference)."""
+    import numpy as np
+
+    from .config import defaults
+    from .reference import Reference
+
+    tol = {**defaults()["success"], **(tolerances or {})}
+    if not isinstance(ref, Reference):
+        ref = Reference(ref, None, traj.dt, "cpu")
+    t = lambda a, dtype=torch.float64: torch.as_tensor(np.asarray(a), dtype=dtype)  # noqa: E731
+    quat = t(np.where(traj.valid[..., None], traj.root_quat, [1.0, 0.0, 0.0, 0.0]))
+    quat = quat / torch.linalg.vector_norm(quat, dim=-1, keepdim=True)
+    out = outcome_of(t(traj.root_pos), quat, t(traj.foot_contact, torch.bool), t(traj.body_contact, torch.bool),
+                     t(traj.length, torch.long), traj.dt)
+    exp = expected(ref, 0, traj.num_steps - 1)
+    exp = Outcome(**{f.name: getattr(exp, f.name).to("cpu", torch.float64 if getattr(exp, f.name).is_floating_point()
+                                                        else getattr(exp, f.name).dtype) for f in fields(exp)})
+    verdicts = judge(out, exp, tol, loop=getattr(ref, "loop", False))
+    result = {k: v.numpy() for k, v in verdicts.items()}
+    # What a gait is judged on, beside the reference's own values.
+    e = traj.num_episodes
+    deg = 180.0 / math.pi
+    result.update(forward_speed=out.velocity[:, 0].numpy(), lateral_speed=out.velocity[:, 1].numpy(),
+                  yaw_rate_deg_s=(out.yaw_rate * deg).numpy(),
+                  ref_forward_speed=np.full(e, float(exp.velocity[0, 0])),
+                  ref_yaw_rate_deg_s=np.full(e, float(exp.yaw_rate[0]) * deg))
+    return result

@@ -1,0 +1,201 @@
+"""The reference-derived success (imitation/success.py) on synthetic motions, and the looping reference
+(imitation/reference.py) against an independent computation of the cycle offsets."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from imitation.config import defaults, load_config
+from imitation.metrics import Trajectory
+from imitation.reference import Reference
+from imitation.success import trajectory_verdicts
+from retarget.clip import Clip
+from retarget.robot import PROJECT_ROOT, load_robot
+
+ROBOT = load_robot()
+DT = 0.02
+TOL = defaults()["success"]
+
+
+def clip_of(pos, rpy_deg, contact=None, loop="none", offset_pos=False, offset_rot=False) -> Clip:
+    n = len(pos)
+    quat = Rotation.from_euler("ZYX", np.radians(np.asarray(rpy_deg))[:, ::-1]).as_quat(scalar_first=True)
+    return Clip(fps=1 / DT, root_pos=np.asarray(pos, float), root_quat=quat, dof_pos=np.tile(ROBOT.default_pose, (n, 1)),
+                foot_pos=np.zeros((n, 4, 3)), foot_contact=np.ones((n, 4)) if contact is None else contact,
+                joint_names=ROBOT.joint_names, foot_names=ROBOT.foot_names, loop_mode=loop,
+                cycle_offset_position=offset_pos, cycle_offset_rotation=offset_rot)
+
+
+def traj_of(pos, rpy_deg, contact=None, body=None) -> Trajectory:
+    """One-episode trajectories (E, T) from root positions (E, T, 3) and roll-pitch-yaw (E, T, 3) in degrees."""
+    pos, rpy = np.asarray(pos, float), np.radians(np.asarray(rpy_deg, float))
+    e, t = pos.shape[:2]
+    quat = Rotation.from_euler("ZYX", rpy.reshape(-1, 3)[:, ::-1]).as_quat(scalar_first=True).reshape(e, t, 4)
+    z = np.zeros((e, t, 12))
+    return Trajectory(dt=DT, root_pos=pos, root_quat=quat, root_ang_vel_body=np.zeros((e, t, 3)), dof_pos=z,
+                      dof_vel=z, torque=z, actions=z, foot_pos=np.zeros((e, t, 4, 3)),
+                      foot_contact=np.ones((e, t, 4), bool) if contact is None else contact,
+                      body_contact=np.zeros((e, t), bool) if body is None else body)
+
+
+def ramp(a, b, n, t0=0.3, t1=0.7):
+    s = np.clip((np.arange(n) * DT - t0) / (t1 - t0), 0, 1)
+    return a + (b - a) * (3 * s ** 2 - 2 * s ** 3)
+
+
+N = 76   # 1.5 s
+
+
+def motion(dx=0.0, dy=0.0, pitch=0.0, yaw=0.0, n=N):
+    """Stand, move by (dx, dy) while turning `pitch` and `yaw` degrees, stand: (pos (n, 3), rpy (n, 3))."""
+    pos = np.stack([ramp(0, dx, n), ramp(0, dy, n), np.full(n, 0.3)], -1)
+    rpy = np.stack([np.zeros(n), ramp(0, pitch, n), ramp(0, yaw, n)], -1)
+    return pos, rpy
+
+
+def verdict(ref_motion, episodes, tol=None, **traj_kw):
+    ref = clip_of(*ref_motion)
+    pos = np.stack([m[0] for m in episodes])
+    rpy = np.stack([m[1] for m in episodes])
+    return trajectory_verdicts(traj_of(pos, rpy, **traj_kw), ref, tol or TOL)
+
+
+def test_a_flip_succeeds_by_its_own_turn_only():
+    v = verdict(motion(dx=-0.6, pitch=-360), [motion(dx=-0.6, pitch=-360), motion(dx=-0.6, pitch=-345),
+                                             motion(dx=-0.6, pitch=-300), motion(dx=-0.6, pitch=0),
+                                             motion(dx=-0.6, pitch=-720)])
+    assert v["success"].tolist() == [True, True, False, False, False]
+    assert v["rotation"].tolist() == [True, True, False, False, False]
+    assert not v["upright"][2]                                   # 300 degrees ends 60 degrees tilted
+
+
+def test_a_jump_must_land_where_the_reference_lands():
+    v = verdict(motion(dx=0.5), [motion(dx=0.45), motion(dx=0.0), motion(dx=0.5, yaw=90), motion(dx=0.5, dy=0.6)])
+    assert v["success"].tolist() == [True, False, False, False]
+    assert v["position"].tolist() == [True, False, True, False]
+    assert v["heading"].tolist() == [True, True, False, True]
+
+
+def test_a_side_jump_and_a_hop_turn():
+    side = verdict(motion(dy=0.3), [motion(dy=0.3), motion(dx=0.3)])
+    assert side["success"].tolist() == [True, False]
+    turn = verdict(motion(yaw=90), [motion(yaw=85), motion(yaw=0), motion(yaw=-90)])
+    assert turn["success"].tolist() == [True, False, False]
+    assert turn["rotation"].tolist() == [True, False, False]
+
+
+def test_body_contact_and_feet_in_the_air_fail():
+    ref = motion(dx=0.5)
+    body = np.zeros((1, N), bool)
+    body[0, 40] = True
+    assert not verdict(ref, [motion(dx=0.5)], body=body)["success"][0]
+    feet = np.ones((1, N, 4), bool)
+    feet[0, -1, 2] = False
+    assert not verdict(ref, [motion(dx=0.5)], contact=feet)["success"][0]
+
+
+def old_flip_rule(pitch_turn_deg, final_tilt_deg, final_height, feet_down, body_contact):
+    """The backflip's success test before success came from the reference."""
+    return (pitch_turn_deg >= 330) & (final_tilt_deg < 30) & ~body_contact & (final_height > 0.2) & feet_down
+
+
+def test_the_flip_rule_is_the_reference_rule_with_the_backflip_tolerances():
+    tol = load_config(PROJECT_ROOT / "configs" / "base_backflip.yaml")["success"]
+    rng = np.random.default_rng(0)
+    e = 400
+    # Flips that turn 250-460 degrees backward with up to 60 degrees of yaw, land 0-0.5 m beside the reference's
+    # landing, at 0.15-0.35 m, some with a foot up or a body contact.
+    pitch, yaw = rng.uniform(250, 460, e), rng.uniform(-60, 60, e)
+    end_x, end_y = -0.6 + rng.uniform(-0.4, 0.4, e), rng.uniform(-0.3, 0.3, e)
+    height = rng.uniform(0.15, 0.35, e)
+    episodes = []
+    for i in range(e):
+        pos, rpy = motion(dx=end_x[i], dy=end_y[i], pitch=-pitch[i], yaw=yaw[i])
+        pos[:, 2] = ramp(0.3, height[i], N, 0.6, 0.8)
+        episodes.append((pos, rpy))
+    feet = np.ones((e, N, 4), bool)
+    feet[rng.random(e) < 0.1, -1, 0] = False
+    body = np.zeros((e, N), bool)
+    body[rng.random(e) < 0.1, 30] = True
+    ref_pos, ref_rpy = motion(dx=-0.6, pitch=-360)
+    ref_pos[:, 2] = 0.32                                             # the Go2 stands at 0.32 m: 0.32 - 0.12 = 0.2
+    v = verdict((ref_pos, ref_rpy), episodes, tol, contact=feet, body=body)
+    tilt = np.abs(((pitch + 180) % 360) - 180)                      # pure pitch: tilt is the pitch off upright
+    old = old_flip_rule(pitch, tilt, height, feet[:, -1].all(-1), body.any(-1))
+    assert 50 < old.sum() < e - 50                                   # both verdicts occur
+    np.testing.assert_array_equal(v["success"], old)
+
+
+# ----------------------------------------------------------------------------- looping references
+
+
+def cycle_clip(offset_rot: bool, n=26):
+    """One 0.5 s cycle: 0.2 m forward along the body x axis while turning 30 degrees left."""
+    s = np.arange(n) / (n - 1)
+    yaw = 30.0 * s
+    pos = np.stack([0.2 * s, 0.02 * np.sin(2 * np.pi * s), 0.3 + 0.01 * np.sin(4 * np.pi * s)], -1)
+    rpy = np.stack([np.zeros(n), 3 * np.sin(2 * np.pi * s), yaw], -1)
+    return clip_of(pos, rpy, loop="wrap", offset_pos=True, offset_rot=offset_rot)
+
+
+@pytest.mark.parametrize("offset_rot", [False, True])
+def test_looping_reference_against_cycle_by_cycle_composition(offset_rot):
+    clip = cycle_clip(offset_rot)
+    ref = Reference(clip, None, DT, "cpu")
+    c_len = clip.num_frames - 1
+    k = torch.arange(0, 4 * c_len + 7)
+    f = ref.frame(k)
+    # Independently: walk the cycles one after another, each starting at the pose where the previous one ended
+    # (motion_imitation's cycle offsets): start position += (turned) displacement, heading += change.
+    d = clip.root_pos[-1] - clip.root_pos[0]
+    d[2] = 0.0
+    r0, r1 = Rotation.from_quat(clip.root_quat[[0, -1]], scalar_first=True)
+    fwd = (r1 * r0.inv()).apply([1.0, 0.0, 0.0])
+    dyaw = math.atan2(fwd[1], fwd[0]) if offset_rot else 0.0
+    start, yaw = np.zeros(3), 0.0
+    for kk in k.tolist():
+        c, j = divmod(kk, c_len)
+        if j == 0 and c > 0:
+            start = start + Rotation.from_euler("z", yaw).apply(d)
+            yaw += dyaw
+        rz = Rotation.from_euler("z", yaw)
+        want_pos = rz.apply(clip.root_pos[j] - clip.root_pos[0] * [1, 1, 0]) + clip.root_pos[0] * [1, 1, 0] + start
+        want_quat = (rz * Rotation.from_quat(clip.root_quat[j], scalar_first=True)).as_quat(scalar_first=True)
+        got_quat = f.root_quat[kk].double().numpy()
+        np.testing.assert_allclose(f.root_pos[kk].double().numpy(), want_pos, atol=2e-5)
+        assert abs(abs(np.dot(got_quat, want_quat)) - 1) < 1e-6
+        np.testing.assert_allclose(f.dof_pos[kk].numpy(), clip.dof_pos[j], atol=1e-6)
+        assert f.time[kk].item() == pytest.approx(kk * DT, abs=1e-5)
+    # 4 cycles on: the heading turned by 4 x 30 degrees with the rotation offset, not at all without.
+    h = Rotation.from_quat(f.root_quat[4 * c_len].double().numpy(), scalar_first=True).apply([1, 0, 0])
+    assert math.degrees(math.atan2(h[1], h[0])) == pytest.approx(120.0 if offset_rot else 0.0, abs=1e-3)
+
+
+def pace_clip(speed=1.0, n=26):
+    s = np.arange(n) / (n - 1)
+    pos = np.stack([speed * 0.5 * s, np.zeros(n), 0.3 + 0.01 * np.sin(4 * np.pi * s)], -1)
+    return clip_of(pos, np.zeros((n, 3)), loop="wrap", offset_pos=True)
+
+
+def test_a_loop_succeeds_by_keeping_pace_without_falling():
+    ref = Reference(pace_clip(), None, DT, "cpu")
+    t = np.arange(151) * DT                                         # 3 s, 6 cycles
+    def run(speed, lateral=0.0, fall_at=None):
+        pos = np.stack([speed * t, lateral * t, np.full_like(t, 0.3)], -1)
+        rpy = np.zeros((len(t), 3))
+        body = np.zeros(len(t), bool)
+        if fall_at is not None:
+            rpy[fall_at:, 0] = 80.0
+            body[fall_at:] = True
+        return pos, rpy, body
+    runs = [run(1.0), run(0.95, 0.05), run(0.5), run(1.0, fall_at=100), run(1.0, lateral=0.5)]
+    traj = traj_of(np.stack([r[0] for r in runs]), np.stack([r[1] for r in runs]), body=np.stack([r[2] for r in runs]))
+    v = trajectory_verdicts(traj, ref, TOL)
+    assert v["success"].tolist() == [True, True, False, False, False]
+    assert v["speed"].tolist() == [True, True, False, True, False]
+    assert v["no_fall"].tolist() == [True, True, True, False, True]
