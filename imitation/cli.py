@@ -11,6 +11,8 @@ from pathlib import Path
 from retarget.errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The shipped backflip policies the main job compares: imitation and reward-only, every seed.
+BACKFLIP_POLICIES = ("backflip_s*", "backflip_reward_s*")
 
 
 def cmd_retarget(args) -> int:
@@ -174,47 +176,33 @@ def cmd_refine(args) -> int:
 def cmd_pipeline(args) -> int:
     """The main job on the bundled defaults.
 
-    1. Retarget the hand-made keyframe backflip (quality report, plot, stick figure) and refine it into a
-       physically exact reference (imitation refine; from the repository's cache when current).
-    2. Retarget the dynamic keyframe backflip and record its PD replay in Genesis: the physically exact
-       reference the shipped imitation policies were trained on (see README).
-    3. Evaluate the shipped imitation and reward-only policies (policies/, every seed) nominal and under
-       domain randomization against that recording and write the comparison report, with the learning
-       speed from their shipped checkpoint evaluations; with --train, first train both policies for the
-       same seeds and env-step budget (and evaluate their checkpoints) instead.
+    1. Retarget the hand-made keyframe backflip (quality report, plot, stick figure).
+    2. Refine it into a physically exact reference (imitation refine): taken from the repository's cache
+       (motions/refined/) when that was refined from this very motion file with these settings, else refined here.
+    3. Evaluate the shipped backflip policies, imitation and reward-only (policies/, every seed), nominal and
+       under domain randomization against it and write the comparison report, with the learning speed from
+       their shipped checkpoint evaluations; with --train, first train both for the same seeds and env-step
+       budget (and evaluate their checkpoints) instead.
     """
-    from retarget.quality import format_report
-
-    from .compare import DEFAULT_CONFIGS, compare
-    from .record import record_clip
+    from .compare import compare
+    from .refine.run import cached_refinement
 
     out = Path(args.out)
     clips = out / "clips"
-    for name in ("backflip", "backflip_dynamic"):
-        cmd_retarget(argparse.Namespace(
-            source=str(PROJECT_ROOT / "motions" / f"{name}.yaml"), output=str(clips / f"{name}.h5"), fps=50.0,
-            source_robot=None, plot=str(clips / f"{name}.png"), animate=str(clips / f"{name}.gif"),
-        ))
-    # The hand-made flip made physically exact (from the repository's cache when it is current): the reference
-    # that replaces the recording below once policies trained on it reach the shipped ones (see README).
-    from .refine.run import cached_refinement
-
-    cached_refinement(PROJECT_ROOT / "motions" / "backflip.yaml", PROJECT_ROOT / "motions" / "refined" / "backflip.h5",
-                      clips / "backflip_refined.h5", device=args.device)
-    physical = clips / "backflip_physical.h5"
-    rec = record_clip(clips / "backflip_dynamic.h5", physical, device=args.device,
-                      config=PROJECT_ROOT / "configs" / "imitation_backflip_dynamic.yaml")
-    print(format_report(rec.clip.quality, title=f"{physical} (physics recording)"), end="")
-    common = dict(episodes=args.episodes, video=not args.no_video, device=args.device, clip=physical)
+    source = PROJECT_ROOT / "motions" / "backflip.yaml"
+    cmd_retarget(argparse.Namespace(source=str(source), output=str(clips / "backflip.h5"), fps=50.0, source_robot=None,
+                                    plot=str(clips / "backflip.png"), animate=str(clips / "backflip.gif")))
+    refined = cached_refinement(source, PROJECT_ROOT / "motions" / "refined" / "backflip.h5",
+                                clips / "backflip_refined.h5", device=args.device)
+    common = dict(episodes=args.episodes, video=not args.no_video, device=args.device, clip=refined)
     if args.train:
-        configs = {**DEFAULT_CONFIGS, "imitation": PROJECT_ROOT / "configs" / "imitation_backflip_physical.yaml"}
         report = compare(out / "report", iterations=args.iterations, num_envs=args.num_envs, seeds=tuple(args.seeds),
-                         configs=configs, jobs=args.jobs, sweep=args.sweep, sweep_every=args.sweep_every,
-                         ranks=args.ranks, **common)
+                         jobs=args.jobs, sweep=args.sweep, sweep_every=args.sweep_every, ranks=args.ranks, **common)
     else:
-        shipped = sorted(p.parent for p in (PROJECT_ROOT / "policies").glob("*/config.yaml"))
+        shipped = sorted(p.parent for pattern in BACKFLIP_POLICIES
+                         for p in (PROJECT_ROOT / "policies").glob(f"{pattern}/config.yaml"))
         if not shipped:
-            raise InputError(f"{PROJECT_ROOT / 'policies'}: no shipped policies (folders with policy.pt and config.yaml); "
+            raise InputError(f"{PROJECT_ROOT / 'policies'}: no shipped backflip policies ({', '.join(BACKFLIP_POLICIES)}); "
                              f"train them with: imitation pipeline --train")
         print(f"evaluating the shipped policies: {', '.join(p.name for p in shipped)}", flush=True)
         report = compare(out / "report", runs=shipped, **common)

@@ -46,7 +46,7 @@ from retarget.robot import PROJECT_ROOT
 from .report import PolicyData, build_report, read_progress
 
 DEFAULT_CONFIGS = {
-    "imitation": PROJECT_ROOT / "configs" / "imitation_backflip.yaml",
+    "imitation": PROJECT_ROOT / "configs" / "imitation_backflip_refined_jointbase.yaml",
     "reward-only": PROJECT_ROOT / "configs" / "reward_backflip.yaml",
 }
 

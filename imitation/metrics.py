@@ -301,7 +301,8 @@ def episode_metrics(traj: Trajectory, ref=None, tolerances: dict | None = None, 
         verdicts = trajectory_verdicts(traj, reference if reference is not None else ref, tolerances)
         out["success"] = verdicts["success"]
         for key in ("forward_speed", "ref_forward_speed", "lateral_speed", "yaw_rate_deg_s", "ref_yaw_rate_deg_s"):
-            out[key] = verdicts[key]
+            if key in verdicts:  # looping references
+                out[key] = verdicts[key]
     if ref is not None:
         r = _reference_at(traj, ref)
         dq = traj.dof_pos - r["dof_pos"][None]

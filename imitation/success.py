@@ -158,7 +158,8 @@ def judge(out: Outcome, ref: Outcome, tol: dict, loop: bool) -> dict[str, torch.
 
 def trajectory_verdicts(traj, ref, tolerances: dict | None = None) -> dict:
     """Verdicts (numpy (E,) bool arrays, `success` among them) of recorded episodes that start at the clip's
-    t = 0, and their mean forward / lateral speed and yaw rate beside the reference's (E,) floats: `traj` an imitation.metrics.Trajectory, `ref` the reference (a retarget.clip.Clip or an
+    t = 0, and for a looping reference their mean forward / lateral speed and yaw rate beside the reference's
+    (E,) floats: `traj` an imitation.metrics.Trajectory, `ref` the reference (a retarget.clip.Clip or an
     imitation.reference.Reference)."""
     import numpy as np
 
@@ -178,7 +179,10 @@ def trajectory_verdicts(traj, ref, tolerances: dict | None = None) -> dict:
                                                         else getattr(exp, f.name).dtype) for f in fields(exp)})
     verdicts = judge(out, exp, tol, loop=getattr(ref, "loop", False))
     result = {k: v.numpy() for k, v in verdicts.items()}
-    # What a gait is judged on, beside the reference's own values.
+    if not getattr(ref, "loop", False):
+        return result
+    # What a gait is judged on, beside the reference's own values (upright motions only: the heading of a body
+    # turning through +-90 degrees of pitch flips, so a flip's "yaw rate" means nothing).
     e = traj.num_episodes
     deg = 180.0 / math.pi
     result.update(forward_speed=out.velocity[:, 0].numpy(), lateral_speed=out.velocity[:, 1].numpy(),

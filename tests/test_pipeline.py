@@ -1,5 +1,6 @@
-"""The README's main command end to end on the shipped policies: retarget, record the physical reference,
-evaluate every shipped policy, write the report. Few episodes, no video."""
+"""The README's main command end to end on the shipped policies: retarget the hand-made flip, take its refinement
+from the repository's cache, evaluate every shipped backflip policy against it, write the report. Few episodes,
+no video."""
 
 from __future__ import annotations
 
@@ -11,16 +12,21 @@ from imitation.cli import PROJECT_ROOT, main
 from retarget.clip import read_clip
 from retarget.robot import load_robot
 
-SHIPPED = sorted(p.parent for p in (PROJECT_ROOT / "policies").glob("*/config.yaml"))
+SHIPPED = sorted(p.parent for pattern in ("backflip_s*", "backflip_reward_s*")
+                 for p in (PROJECT_ROOT / "policies").glob(f"{pattern}/config.yaml"))
 
 
 @pytest.mark.genesis
 @pytest.mark.skipif(not SHIPPED, reason="no shipped policies")
 def test_main_command_reproduces_the_report_from_the_shipped_policies(env, tmp_path):
     assert main(["pipeline", "--out", str(tmp_path), "--episodes", "2", "--no-video"]) == 0
-    # The recorded reference is the one the shipped imitation policies were trained on: it flips.
-    physical = read_clip(tmp_path / "clips" / "backflip_physical.h5", load_robot())
-    assert physical.quality["total_pitch_deg"] < -330
+    # The reference is the refined hand-made flip the shipped imitation policies were trained on: it flips, and it
+    # is the repository's cached refinement of motions/backflip.yaml (copied, not refined again).
+    refined = read_clip(tmp_path / "clips" / "backflip_refined.h5", load_robot())
+    assert refined.quality["total_pitch_deg"] < -330 and refined.pd_target is not None
+    assert (tmp_path / "clips" / "backflip_refined.h5").read_bytes() == (
+        PROJECT_ROOT / "motions" / "refined" / "backflip.h5").read_bytes()
+    assert not (tmp_path / "clips" / "backflip_physical.h5").exists()      # the hand-searched path is gone
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     labels = list(summary["policies"])
     assert len(labels) == 2 and all(len(summary["policies"][k]["runs"]) == len(summary["policies"][k]["seeds"])

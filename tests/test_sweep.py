@@ -90,6 +90,13 @@ def test_sweep_of_a_tiny_run_agrees_with_eval(env, env_config_path, tmp_path):
     assert {p.name for p in shipped.iterdir()} >= {"policy.pt", "config.yaml", "progress.jsonl",
                                                   "eval_curve_nominal.json", "policy.onnx"}
     assert read_curve(shipped, randomize=False) == rows
+    # Provenance: the clip by content, and the motion it was made from (the synthetic hop is no project file).
+    prov = json.loads((shipped / "provenance.json").read_text())
+    from retarget.clip import read_clip, sha256_of
+    clip = read_clip(env.cfg["clip"])
+    assert prov["clip_sha256"] == sha256_of(env.cfg["clip"]) and prov["seed"] == env.cfg["seed"]
+    assert prov["source"]["sha256"] == clip.source_sha256 and prov["source"]["file"] == clip.source_file
+    assert prov["env_steps"] == prov["num_envs"] * 8 * prov["max_iterations"]
     a, b = evaluate(shipped, episodes=8, env=env), evaluate(run / "exported" / "policy.pt", episodes=8, env=env)
     assert a.settings["policy_kind"] == "export"
     np.testing.assert_allclose(a.trajectory.root_pos, b.trajectory.root_pos, atol=1e-6)
