@@ -110,18 +110,15 @@ class ImitationEnv(VecEnv):
         # Decides which steps redraw physics at their resets (see _randomize); seeded for reproducible runs.
         self._redraw_rng = random.Random(cfg.get("seed"))
         self.rewards = RewardSum(cfg["rewards"]["terms"], self.dt, cfg["rewards"]["scale_by_dt"])
-        self.residual_base = self._residual_base_kind(ecfg["residual_base"], clip)
+        self.residual_base_kind = self._residual_base_kind(ecfg["residual_base"], clip)
         self._residual_base = None            # per clip frame k, the base of the residual PD target
-        if self.residual_base == "pd_target":
+        if self.residual_base_kind == "pd_target":
             # The refined clip's own open-loop targets: with zero action the robot replays the clip exactly.
             self._residual_base = self.ref.pd_target
         elif self.residual:
             # Base of the PD target per current clip frame k: the reference joints of frame k + lead (clamped to the
             # last frame), plus the velocity feed-forward. Made once: step() then does one row lookup.
-            nxt = self.ref.row(torch.arange(self.ref.num_frames, device=dev) + self.residual_lead)
-            self._residual_base = self.ref.dof_pos[nxt]
-            if self.residual_velocity_gain:
-                self._residual_base = self._residual_base + self.residual_velocity_gain * self.ref.dof_vel[nxt]
+            self._residual_base = self.ref.joints_ahead(self.residual_lead, self.residual_velocity_gain)
 
         # ---- scene
         substeps = int(ecfg["substeps"])

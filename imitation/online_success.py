@@ -29,7 +29,7 @@ class OnlineSuccess:
         self.dt, self.expected, self.tol, self.loop = dt, expected, tolerances, loop
         z = lambda *s: torch.zeros(num_envs, *s, device=device)  # noqa: E731
         self.from_zero = torch.zeros(num_envs, dtype=torch.bool, device=device)
-        self.start_pos, self.start_quat, self.prev_quat = z(3), z(4), z(4)
+        self.start_pos, self.start_quat, self.prev_quat, self.prev_heading = z(3), z(4), z(4), z()
         # per env: turn about the body axes (3), heading change, body-contact steps, sum of mean squared joint
         # error, sum of orientation error, steps
         self.acc = z(8)
@@ -44,17 +44,20 @@ class OnlineSuccess:
         torch.where(m, base_pos, self.start_pos, out=self.start_pos)
         torch.where(m, base_quat, self.start_quat, out=self.start_quat)
         torch.where(m, base_quat, self.prev_quat, out=self.prev_quat)
+        torch.where(mask, rule.heading(base_quat), self.prev_heading, out=self.prev_heading)
         self.acc.masked_fill_(m, 0.0)
 
     def step(self, base_quat: torch.Tensor, body_contact: torch.Tensor, joint_sq: torch.Tensor,
              orient_error: torch.Tensor) -> None:
         """Accumulate one control step: attitude after the step, any non-foot contact (bool), mean over joints
         of the squared joint error, root orientation error (rad); all (n, ...)."""
-        yaw = rule.wrap(rule.heading(base_quat) - rule.heading(self.prev_quat))
+        h = rule.heading(base_quat)
+        yaw = rule.wrap(h - self.prev_heading)
         inc = torch.cat([rule.step_turn(self.prev_quat, base_quat), yaw[:, None], body_contact.to(self.acc.dtype)[:, None],
                          joint_sq[:, None], orient_error[:, None], torch.ones_like(joint_sq)[:, None]], dim=-1)
         self.acc += torch.nan_to_num(inc, nan=0.0, posinf=0.0, neginf=0.0)
         self.prev_quat.copy_(base_quat)
+        self.prev_heading.copy_(h)
 
     def end(self, dones: torch.Tensor, time_out: torch.Tensor, base_pos: torch.Tensor, base_quat: torch.Tensor,
             feet_down: torch.Tensor) -> None:

@@ -81,6 +81,12 @@ class Reference:
         """The clip frame (table row) of control frames `idx`: wrapped into the cycle for a loop, else clamped."""
         return torch.remainder(idx, self.cycle) if self.loop else idx.clamp(0, self.last)
 
+    def joints_ahead(self, lead: int, velocity_gain: float = 0.0) -> torch.Tensor:
+        """(num_frames, 12): for each clip frame k, the joints of frame k + lead (held at the end, or wrapped in a
+        loop) plus `velocity_gain` times their velocity: a PD target that leads the reference."""
+        nxt = self.row(torch.arange(self.num_frames, device=self.device) + lead)
+        return self.dof_pos[nxt] + velocity_gain * self.dof_vel[nxt] if velocity_gain else self.dof_pos[nxt]
+
     def frame(self, idx: torch.Tensor) -> RefFrame:
         """Reference at integer control frames idx (n,) (see the module docstring for loops)."""
         rows = self._table[self.row(idx)]

@@ -30,6 +30,8 @@ import numpy as np
 from retarget.files import atomic_path
 from retarget.errors import InputError
 
+from .quiet import filtered_stderr
+
 # RGBA of the robots, in track order, unless a track names its own; None keeps the Go2's own look.
 POLICY_COLORS: tuple = (None, (1.0, 0.55, 0.15, 1.0), (0.35, 0.8, 0.35, 1.0), (0.8, 0.3, 0.8, 1.0))
 GHOST_COLOR = (0.45, 0.75, 1.0, 0.5)
@@ -210,7 +212,8 @@ def render_tracks(
         kw = {"surface": surface} if surface is not None else {}
         entities.append(scene.add_entity(gs.morphs.URDF(file=str(robot.urdf_path)), material=gs.materials.Kinematic(), **kw))
     cam = scene.add_camera(res=(w, h), pos=lay.cam_pos, lookat=lay.cam_lookat, fov=lay.fov)
-    scene.build()
+    with filtered_stderr():  # kernel compilation notes
+        scene.build()
     build_s = time.time() - t0
 
     # Genesis q index of every column of every track (tracks may order joints differently).

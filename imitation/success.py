@@ -54,8 +54,10 @@ class Outcome:
     velocity: torch.Tensor        # (E, 2) m/s mean forward, lateral speed in the start's heading frame
     yaw_rate: torch.Tensor        # (E,) rad/s mean (the accumulated turn about world z over the duration)
 
-    def to(self, device) -> "Outcome":
-        return Outcome(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+    def to(self, device, dtype: torch.dtype | None = None) -> "Outcome":
+        """On `device`, floating fields as `dtype` (if given)."""
+        conv = lambda t: t.to(device, dtype) if dtype is not None and t.is_floating_point() else t.to(device)  # noqa: E731
+        return Outcome(**{f.name: conv(getattr(self, f.name)) for f in fields(self)})
 
 
 def heading(quat: torch.Tensor) -> torch.Tensor:
@@ -174,9 +176,7 @@ def trajectory_verdicts(traj, ref, tolerances: dict | None = None) -> dict:
     quat = quat / torch.linalg.vector_norm(quat, dim=-1, keepdim=True)
     out = outcome_of(t(traj.root_pos), quat, t(traj.foot_contact, torch.bool), t(traj.body_contact, torch.bool),
                      t(traj.length, torch.long), traj.dt)
-    exp = expected(ref, 0, traj.num_steps - 1)
-    exp = Outcome(**{f.name: getattr(exp, f.name).to("cpu", torch.float64 if getattr(exp, f.name).is_floating_point()
-                                                        else getattr(exp, f.name).dtype) for f in fields(exp)})
+    exp = expected(ref, 0, traj.num_steps - 1).to("cpu", torch.float64)
     verdicts = judge(out, exp, tol, loop=getattr(ref, "loop", False))
     result = {k: v.numpy() for k, v in verdicts.items()}
     if not getattr(ref, "loop", False):

@@ -328,7 +328,7 @@ def test_an_infeasible_refinement_writes_nothing(env, hop_clip_path, env_config_
 def test_robust_copies_run_the_nominal_robot_and_randomized_ones(env, hop_clip_path):
     from imitation.config import NOMINAL_DR, defaults
     from imitation.refine.cost import Cost
-    from imitation.refine.knots import Knots, source_base
+    from imitation.refine.knots import Knots
     from imitation.refine.search import Rollouts
 
     robot = env.robot_desc
@@ -336,7 +336,7 @@ def test_robust_copies_run_the_nominal_robot_and_randomized_ones(env, hop_clip_p
     knots = Knots(env.ref.num_frames, env.dt, 0.5, True, robot, env.device)
     limits = (robot.lower, robot.upper, robot.effort)
     ranges = {**defaults()["domain_randomization"], "action_latency_probability": 0.5}
-    base = source_base(env.ref, 1, 0.0)
+    base = env.ref.joints_ahead(1)
     params = np.zeros((2, knots.size))
     with env.playback(env.ref.last, dr_ranges=NOMINAL_DR, latency=False, residual_base=base, action_scale=1.0):
         nominal = Rollouts(env, knots, Cost(env.ref, settings["costs"], 0.03, limits, env.num_envs, env.device))

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import torch
 
-from ..rotations import quat_conj, quat_error_angle, quat_mul, quat_to_rotvec
+from ..rotations import quat_error_angle
+from ..success import step_turn
 
 TERMS = ("root_pos", "root_rot", "joint_pos", "foot_pos", "contact", "body_contact", "height_deficit",
          "joint_limit", "torque_limit", "net_rotation", "end_pos", "end_height", "end_rot", "end_contact")
@@ -36,8 +37,7 @@ LIMIT_MARGIN = 0.02   # rad
 
 def net_rotation(quat: torch.Tensor) -> torch.Tensor:
     """(..., T, 4) attitudes -> (..., T, 3) body-frame rotation accumulated from the first one (rad)."""
-    rel = quat_mul(quat_conj(quat[..., :-1, :]), quat[..., 1:, :])
-    steps = quat_to_rotvec(rel)
+    steps = step_turn(quat[..., :-1, :], quat[..., 1:, :])
     return torch.cat([torch.zeros_like(steps[..., :1, :]), torch.cumsum(steps, dim=-2)], dim=-2)
 
 
@@ -79,7 +79,7 @@ class Cost:
             torch.relu(tau.abs() / self.effort - 1.0).mean(-1),
         ], dim=-1)
         self.sums += torch.nan_to_num(terms, nan=0.0, posinf=0.0, neginf=0.0)
-        self.rotation += torch.nan_to_num(quat_to_rotvec(quat_mul(quat_conj(self.prev_quat), quat)), nan=0.0)
+        self.rotation += torch.nan_to_num(step_turn(self.prev_quat, quat), nan=0.0)
         self.prev_quat = quat.clone()
         self.faulted |= faults | ~torch.isfinite(terms).all(-1)
         self.frames += 1

@@ -42,13 +42,6 @@ def is_sagittal(clip, robot) -> bool:
     return all(np.abs(q[:, i] - q[:, j] * mirror).max() <= tol["joint_rad"] for i, j in pairs)
 
 
-def source_base(ref, lead: int, velocity_gain: float) -> torch.Tensor:
-    """(num_frames, 12) the PD target before offsets: the source's joints `lead` frames ahead (held at the last
-    frame) plus `velocity_gain` times their velocity."""
-    nxt = (torch.arange(ref.num_frames, device=ref.dof_pos.device) + lead).clamp(max=ref.last)
-    return ref.dof_pos[nxt] + velocity_gain * ref.dof_vel[nxt]
-
-
 class Knots:
     """Offsets on knots -> per-frame PD-target offsets, batched.
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from retarget.quality import flight_segments
+
 AXES = ("roll", "pitch", "yaw")
 
 
@@ -20,15 +22,6 @@ def net_rotation(root_quat_wxyz: np.ndarray) -> np.ndarray:
     """(T, 4) -> (3,) rad: sum of the frame-to-frame rotations about the body axes."""
     r = Rotation.from_quat(root_quat_wxyz, scalar_first=True)
     return (r[:-1].inv() * r[1:]).as_rotvec().sum(axis=0)
-
-
-def _longest_flight(contact: np.ndarray, dt: float) -> float:
-    airborne = ~np.asarray(contact, bool).any(axis=1)
-    best = run = 0
-    for a in airborne:
-        run = run + 1 if a else 0
-        best = max(best, run)
-    return best * dt
 
 
 def outcome(clip) -> dict:
@@ -39,7 +32,7 @@ def outcome(clip) -> dict:
         "net_turn_deg": dict(zip(AXES, (float(v) for v in turn))),
         "apex_m": float(clip.root_pos[:, 2].max()),
         "min_height_m": float(clip.root_pos[:, 2].min()),
-        "flight_time_s": float(_longest_flight(clip.foot_contact, 1.0 / clip.fps)),
+        "flight_time_s": max((b - a for a, b in flight_segments(clip.foot_contact)), default=0) / clip.fps,
         "end_pos_m": [float(v) for v in clip.root_pos[-1]],
         "final_tilt_deg": float(np.degrees(np.arccos(np.clip(final_up[2], -1.0, 1.0)))),
     }

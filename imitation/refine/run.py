@@ -48,9 +48,9 @@ def env_overrides(settings: dict, num_envs: int, duration: float) -> dict:
     """The env a refinement simulates in: the config's physics and gains, residual PD targets around the
     source (action = offset in rad), no terminations, every episode from t = 0."""
     return {
+        # (the residual's base and scale are set by the search's playback mode)
         "env": {"num_envs": num_envs, "action_mode": "residual", "residual_base": "reference",
-                "residual_lead": settings["residual_lead"], "residual_velocity_gain": settings["velocity_gain"],
-                "action_scale": 1.0, "action_latency": False, "episode_length_s": duration + 1.0,
+                "action_latency": False, "episode_length_s": duration + 1.0,
                 "observations": {"future_frames": [], "privileged_critic": False}},
         "reset": {"rsi": False},
         "termination": {"body_contact": False, "max_height_error": None, "max_position_error": None,
@@ -78,7 +78,7 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
     from . import report as rep
     from .cost import TERMS, Cost
     from ..config import NOMINAL_DR
-    from .knots import Knots, is_sagittal, source_base
+    from .knots import Knots, is_sagittal
     from .search import RefineStopped, Rollouts, SearchState, load_checkpoint, search
 
     t0 = time.time()
@@ -125,7 +125,7 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
     cost = Cost(env.ref, settings["costs"], settings["height_margin"], limits, env.num_envs, env.device)
     rollouts = Rollouts(env, knots, cost, copies=settings["robust_copies"], ranges=cfg["domain_randomization"])
     # Playback: nominal robot, no latency, no terminations; PD target = source base + action (rad).
-    base = source_base(env.ref, settings["residual_lead"], settings["velocity_gain"])
+    base = env.ref.joints_ahead(settings["residual_lead"], settings["velocity_gain"])
     mode = dict(residual_base=base, action_scale=1.0)
 
     def full_cost(params: np.ndarray) -> dict:
