@@ -240,6 +240,15 @@ SCHEMA = Section(
     reset=Section(
         rsi=Bool(True),                         # start at a random clip frame in the reference state
         start_at_zero_fraction=Num(0.2),        # share of starts at t = 0 under RSI
+        # RSI start frames drawn by recent failures (imitation/start_sampler.py) instead of uniformly
+        adaptive=Section(
+            enabled=Bool(False),
+            bins=Int(50, min=1),                # at most one per frame
+            uniform=Num(0.1),                   # share of the probability spread evenly over the bins
+            decay=Num(0.001),                   # weight of one step's failures in the running counts
+            kernel=Num(0.8),                    # failures in bin b + j count kernel**j for starting in bin b
+            kernel_size=Int(3, min=1),
+        ),
     ),
     termination=Section(
         body_contact=Bool(True),

@@ -34,6 +34,7 @@ from retarget.robot import PROJECT_ROOT, load_robot
 from .config import NOMINAL_DR, ZERO_NOISE
 from .reference import Reference
 from .rewards import RewardSum, State
+from .start_sampler import StartSampler
 from .rotations import quat_conj, quat_error_angle, quat_mul, quat_rotate, quat_rotate_inverse, quat_to_rot6d, quat_to_rotvec
 from . import success
 from .online_success import OnlineSuccess
@@ -85,6 +86,12 @@ class ImitationEnv(VecEnv):
         self.episode_length_s = float(ecfg["episode_length_s"] or (ecfg["loop_episode_length_s"] if self.ref.loop
                                                                    else self.ref.duration))
         self.max_episode_length = max(1, int(round(self.episode_length_s / self.dt)))  # clip frame of the time-out
+        # RSI: anywhere before the time-out (a loop: in any of its cycles), uniformly or by recent failures
+        span = self.max_episode_length if self.ref.loop else min(self.ref.last, self.max_episode_length)
+        acfg = cfg["reset"]["adaptive"]
+        self.start_sampler = StartSampler(span, self.device, adaptive=acfg["enabled"], bins=acfg["bins"],
+                                          uniform=acfg["uniform"], decay=acfg["decay"], kernel=acfg["kernel"],
+                                          kernel_size=acfg["kernel_size"])
 
         # ---- settings as tensors / plain values
         dev, f32 = self.device, torch.float32
@@ -291,6 +298,7 @@ class ImitationEnv(VecEnv):
         orientation_error = quat_error_angle(self.base_quat, ref.root_quat)
         reasons = self._terminations(ref, orientation_error) & ~fault[:, None]  # (n, 4)
         terminated = reasons.any(-1)
+        self.start_sampler.record(self.frame, terminated)
         time_out = (self.frame >= self.max_episode_length) & ~terminated & ~fault
         dones = terminated | time_out | fault
 
@@ -417,9 +425,8 @@ class ImitationEnv(VecEnv):
         # Start frames: uniform over the clip (RSI) with a share at t = 0.
         if frames is not None:
             start = frames.to(dev).long()
-        elif self.rsi:  # anywhere in the clip before the time-out (a loop: in any of its cycles)
-            span = self.max_episode_length if self.ref.loop else min(self.ref.last, self.max_episode_length)
-            start = torch.randint(0, max(span, 1), (n,), device=dev)
+        elif self.rsi:
+            start = self.start_sampler.sample(n)
             start = torch.where(torch.rand(n, device=dev) < self.start_at_zero_fraction, 0, start)
         else:
             start = torch.zeros(n, dtype=torch.long, device=dev)
