@@ -60,6 +60,15 @@ def env_overrides(settings: dict, num_envs: int, duration: float) -> dict:
     }
 
 
+def refine_physics(cfg: dict) -> dict:
+    """The settings that decide what the refinement's replays do: the config's physics and gains, with the
+    residual base of the refinement's own settings (the env's residual settings are the policy's, not its)."""
+    from ..record import pd_settings
+
+    r = cfg["refine"]
+    return {**pd_settings(cfg), "residual_lead": r["residual_lead"], "residual_velocity_gain": r["velocity_gain"]}
+
+
 def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = False, json_path=None,
                   allow_partial: bool = False, device: str = "cpu", source_robot: str | None = None,
                   overrides: dict | None = None, env=None, progress=print) -> Refined:
@@ -74,7 +83,7 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
 
     from .. import config as config_mod
     from ..env import resolve_path
-    from ..record import pd_settings, record
+    from ..record import record
     from . import report as rep
     from .cost import TERMS, Cost
     from ..config import NOMINAL_DR
@@ -95,7 +104,7 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
     symmetric = {"on": True, "off": False}.get(settings["symmetry"])
     if symmetric is None:
         symmetric = is_sagittal(src, robot)
-    key = {"source_sha256": sha256_of(source), "settings": settings, "seed": seed, "pd": pd_settings(cfg)}
+    key = {"source_sha256": sha256_of(source), "settings": settings, "seed": seed, "pd": refine_physics(cfg)}
     state = None
     if resume:
         if not checkpoint.is_file():
@@ -220,7 +229,6 @@ def cache_status(source, cache, cfg: dict, seed: int = 1) -> str | None:
     from retarget.robot import load_robot
 
     from ..env import resolve_path
-    from ..record import pd_settings
 
     cache = Path(cache)
     if not cache.is_file():
@@ -229,7 +237,7 @@ def cache_status(source, cache, cfg: dict, seed: int = 1) -> str | None:
     s = cached.retarget_settings
     if cached.source_sha256 != sha256_of(source):
         return f"{source} changed since {cache} was refined"
-    if s.get("refine") != cfg["refine"] or s.get("physics") != pd_settings(cfg) or s.get("seed") != seed:
+    if s.get("refine") != cfg["refine"] or s.get("physics") != refine_physics(cfg) or s.get("seed") != seed:
         return f"{cache} was refined with other settings"
     return None
 
