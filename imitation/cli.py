@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 from retarget.errors import InputError
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from retarget.robot import PROJECT_ROOT
 # The shipped backflip policies the main job compares: imitation and reward-only, every seed.
 BACKFLIP_POLICIES = ("backflip_s*", "backflip_reward_s*")
 
@@ -49,7 +48,7 @@ def _train_argv(args) -> list[str]:
 
 
 def cmd_train(args) -> int:
-    from . import distributed
+    from .rl import distributed
 
     if args.ranks < 1:
         raise InputError(f"--ranks must be at least 1, got {args.ranks}")
@@ -60,7 +59,7 @@ def cmd_train(args) -> int:
         cmd = distributed.torchrun_command(args.ranks, ["imitation.cli", *_train_argv(args)], port=args.port)
         sys.stdout.flush()
         os.execvpe(cmd[0], cmd, distributed.launch_env())
-    from .train import train
+    from .rl.train import train
 
     run_dir = train(
         args.config, clip=args.clip, num_envs=args.num_envs, max_iterations=args.max_iterations,
@@ -73,7 +72,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import evaluate, policy_label, report, write_json
+    from .evaluation.evaluate import evaluate, report, write_json
+    from .runs import policy_label
 
     result = evaluate(args.policy, clip=args.clip, config=args.config, episodes=args.episodes,
                       randomize=args.randomize, device=args.device, seed=args.seed)
@@ -94,7 +94,7 @@ def _resolution(text: str) -> tuple[int, int]:
 
 
 def cmd_play(args) -> int:
-    from .render import play
+    from .evaluation.render import play
 
     info = play(args.checkpoint, args.output, clip=args.clip, config=args.config, seconds=args.seconds,
                 device=args.device, res=args.res, speed=args.speed, frame_png=args.frame)
@@ -106,7 +106,7 @@ def cmd_play(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .compare import compare
+    from .tools.compare import compare
 
     if args.budget is not None and args.iterations is not None:
         raise SystemExit("imitation compare: give --budget or --iterations, not both")
@@ -117,16 +117,18 @@ def cmd_compare(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import milestones, sweep_run
-
     import yaml
+
+    from . import runs
+    from .analysis.report import milestones
+    from .evaluation.sweep import sweep_run
 
     env, env_settings = None, None
     for run in args.runs:
-        if not (Path(run) / "config.yaml").is_file():
-            raise InputError(f"{run}: not a run folder (no config.yaml)")
+        if not (Path(run) / runs.CONFIG).is_file():
+            raise InputError(f"{run}: not a run folder (no {runs.CONFIG})")
         # One env serves consecutive runs with the same env settings (building one takes a while).
-        settings = (yaml.safe_load((Path(run) / "config.yaml").read_text()) or {}).get("env")
+        settings = (yaml.safe_load((Path(run) / runs.CONFIG).read_text()) or {}).get("env")
         if settings != env_settings:
             env, env_settings = None, settings
         rows, env = sweep_run(run, episodes=args.episodes, randomize=not args.nominal, every=args.every,
@@ -140,7 +142,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_ship(args) -> int:
-    from .ship import ship_run
+    from .tools.ship import ship_run
 
     dest = ship_run(args.run, args.dest, every=args.progress_every)
     print(f"shipped: {dest} ({sum(p.stat().st_size for p in dest.iterdir()) / 1e6:.2f} MB)")
@@ -150,7 +152,7 @@ def cmd_ship(args) -> int:
 def cmd_record(args) -> int:
     from retarget.quality import format_report
 
-    from .record import record_clip
+    from .refine.record import record_clip
 
     rec = record_clip(args.clip, args.output, config=args.config, seconds=args.seconds,
                       allow_fall=args.allow_fall, device=args.device)
@@ -184,8 +186,8 @@ def cmd_pipeline(args) -> int:
        their shipped checkpoint evaluations; with --train, first train both for the same seeds and env-step
        budget (and evaluate their checkpoints) instead.
     """
-    from .compare import compare
     from .refine.run import cached_refinement
+    from .tools.compare import compare
 
     out = Path(args.out)
     clips = out / "clips"
@@ -211,7 +213,7 @@ def cmd_pipeline(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run
+    from .tools.bench import run
 
     try:
         num_envs = [int(v) for v in args.num_envs.split(",") if v.strip()]

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from retarget.errors import InputError
+from retarget.robot import PROJECT_ROOT
 
 
 class ConfigError(InputError):
@@ -174,10 +175,10 @@ class MapOf(Spec):
 
 
 class RewardTerm(Spec):
-    """{weight: number, <parameter of the term's function>: number, ...} (see imitation.rewards)."""
+    """{weight: number, <parameter of the term's function>: number, ...} (see imitation.env.rewards)."""
 
     def check(self, value, where, path, partial):
-        from . import rewards  # torch only, no genesis
+        from .env import rewards  # the registry of reward terms (torch, no genesis)
 
         name = path.rsplit(".", 1)[-1]
         if name not in rewards.TERMS:
@@ -240,7 +241,7 @@ SCHEMA = Section(
     reset=Section(
         rsi=Bool(True),                         # start at a random clip frame in the reference state
         start_at_zero_fraction=Num(0.2),        # share of starts at t = 0 under RSI
-        # RSI start frames drawn by recent failures (imitation/start_sampler.py) instead of uniformly
+        # RSI start frames drawn by recent failures (imitation/env/start_sampler.py) instead of uniformly
         adaptive=Section(
             enabled=Bool(False),
             bins=Int(50, min=1),                # at most one per frame
@@ -277,7 +278,7 @@ SCHEMA = Section(
         scale_by_dt=Bool(False),                # multiply weights by dt (legged_gym convention)
         terms=MapOf(RewardTerm(), default={}),
     ),
-    success=Section(                            # when an episode did what its reference does (imitation/success.py)
+    success=Section(                            # when an episode did what its reference does (imitation/env/success.py)
         rotation_deg=ListOf(Num(), 3, default=[30.0, 30.0, 30.0]),  # net turn about body x, y, z vs the reference's
         final_tilt_deg=Num(30.0),               # final tilt beyond the reference's
         end_height_m=Num(0.12),                 # final base height below the reference's
@@ -368,9 +369,21 @@ SCHEMA = Section(
 NOMINAL_DR = {"friction": [1.0, 1.0], "added_base_mass": [0.0, 0.0], "kp_scale": [1.0, 1.0],
               "kd_scale": [1.0, 1.0], "action_latency_probability": 0.0}
 ZERO_NOISE = {k: 0.0 for k in ("root_pos", "root_rot", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel")}
+# The `termination` settings that switch every early termination off (evaluation, refinement).
+TERMINATIONS_OFF = {"body_contact": False, "max_height_error": None, "max_position_error": None,
+                    "max_orientation_error": None}
 
 
 # ---------------------------------------------------------------------------- loading
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A path in a config or on the command line: absolute, relative to the cwd, or else relative to the project
+    root."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    return PROJECT_ROOT / p
 
 
 def _read_yaml(path: Path) -> dict:

@@ -42,9 +42,9 @@ def env_config_path(tmp_path_factory, hop_clip_path) -> Path:
 def env(env_config_path):
     """The session's one Genesis env (gs.init once per process)."""
     from imitation.config import load_config
-    from imitation.train import init_genesis
+    from imitation.sim import init_genesis
 
     init_genesis("cpu")
-    from imitation.env import ImitationEnv
+    from imitation.env.imitation_env import ImitationEnv
 
     return ImitationEnv(load_config(env_config_path))

@@ -14,7 +14,7 @@ def _positive_finite(x) -> bool:
 
 
 def test_bench_report_structure(env, tmp_path):
-    from imitation.bench import format_table, measure
+    from imitation.tools.bench import format_table, measure
 
     rng = torch.get_rng_state()
     row = measure(env, env, steps=5, repeats=1, ppo=True, log=lambda *_: None)
@@ -29,7 +29,7 @@ def test_bench_report_structure(env, tmp_path):
     for key in ("collect_s", "update_s", "iteration_s", "update_share", "rollout_steps_per_s", "iteration_steps_per_s"):
         assert _positive_finite(ppo[key]), key
     assert 0 < ppo["update_share"] < 1
-    from imitation.train import cpu_cores
+    from imitation.sim import cpu_cores
 
     assert ppo["update_threads"] == cpu_cores()  # the update runs on every core, as training does by default
     assert all(len(v) == 1 for v in row["samples"].values())
@@ -43,7 +43,7 @@ def test_bench_report_structure(env, tmp_path):
 def test_bench_breakdown_accounts_for_the_step(env):
     """The parts of step() add up to no more than the step, the physics is the largest, and the env is left as it
     was."""
-    from imitation.bench import _PARTS, breakdown, format_breakdown
+    from imitation.tools.bench import _PARTS, breakdown, format_breakdown
 
     rewards = env.rewards
     torch.manual_seed(0)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imitation.compare import group_runs, iterations_for
-from imitation.report import PolicyData, build_report, read_progress, verdicts
-from imitation.evaluate import EvalResult
-from imitation.metrics import Trajectory, episode_metrics, summarize
+from imitation.tools.compare import group_runs, iterations_for
+from imitation.analysis.report import PolicyData, build_report, verdicts
+from imitation.runs import read_progress
+from imitation.evaluation.evaluate import EvalResult
+from imitation.analysis.metrics import Trajectory, episode_metrics, summarize
 from retarget.clip import Clip
 from retarget.errors import InputError
 from retarget.robot import load_robot
@@ -62,7 +63,7 @@ def _result(robot, clip, turn_deg, apex, episodes=4, torque=5.0, joint_offset=0.
     rate = np.gradient(np.array([np.unwrap(2 * np.arctan2(q[:, 2], q[:, 0])) for q in rq]), DT, axis=1)
     traj = Trajectory(
         dt=DT, root_pos=np.array(rp), root_quat=np.array(rq),
-        root_ang_vel_body=np.stack([np.zeros_like(rate), rate, np.zeros_like(rate)], -1),
+        root_ang_vel_b=np.stack([np.zeros_like(rate), rate, np.zeros_like(rate)], -1),
         dof_pos=np.repeat(np.asarray(robot.default_pose)[None, None], e, 0).repeat(T, 1) + joint_offset,
         dof_vel=np.zeros((e, T, 12)), torque=np.full((e, T, 12), torque), actions=np.zeros((e, T, 12)),
         foot_pos=np.zeros((e, T, 4, 3)), foot_contact=np.ones((e, T, 4), bool), body_contact=np.zeros((e, T), bool),
@@ -143,7 +144,7 @@ def test_verdict_ties_and_missing_runs():
 
 
 def test_budget_and_run_grouping(tmp_path):
-    from imitation.compare import DEFAULT_CONFIGS
+    from imitation.tools.compare import DEFAULT_CONFIGS
 
     its, steps = iterations_for(DEFAULT_CONFIGS["imitation"], 100_000, None, 64)
     assert its == 66 and steps == 66 * 64 * 24  # rounded up to whole iterations
@@ -165,7 +166,7 @@ def test_rollout_and_tiny_render(env, tmp_path):
     import imageio.v2 as imageio
     import torch
 
-    from imitation.render import render_tracks, rollout
+    from imitation.evaluation.render import render_tracks, rollout
 
     saved = (env.body_contact, env.max_height_error, env.max_episode_length)
     ro = rollout(lambda obs: torch.zeros(obs["policy"].shape[0], 12), env, seconds=0.1)

@@ -81,7 +81,7 @@ def test_two_ranks_train_one_policy(env_config_path, env, tmp_path):
     assert _weights_sha256(first) != hashes["0"]  # the second update changed them
 
     # The run folder is like any other: evaluated from its checkpoint in the session env.
-    from imitation.evaluate import evaluate
+    from imitation.evaluation.evaluate import evaluate
 
     result = evaluate(run, episodes=env.num_envs, env=env)
     assert len(result.metrics["success"]) == env.num_envs

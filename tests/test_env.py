@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from imitation.rotations import quat_error_angle
+from imitation.utils.rotations import quat_error_angle
 
 pytestmark = pytest.mark.genesis
 
@@ -29,7 +29,7 @@ def test_observation_layout(env):
     assert p.shape == (n, 60)
     assert obs["critic"].shape[0] == n and obs["critic"].shape[1] > 60  # privileged critic
     ref = env.ref.frame(_frames(env, 0))
-    torch.testing.assert_close(p[:, 0:3], ref.ang_vel_b * 0.25)
+    torch.testing.assert_close(p[:, 0:3], ref.root_ang_vel_b * 0.25)
     torch.testing.assert_close(p[:, 3:6], torch.tensor([[0.0, 0.0, -1.0]]).expand(n, 3), atol=1e-5, rtol=0)
     torch.testing.assert_close(p[:, 6:18], ref.dof_pos - env.default_dof_pos)
     torch.testing.assert_close(p[:, 18:30], ref.dof_vel * 0.05)
@@ -105,15 +105,15 @@ def test_rsi_reproduces_reference_state(env):
     tol = dict(atol=2e-4, rtol=0)
     torch.testing.assert_close(r.get_pos(), ref.root_pos, **tol)
     assert torch.all(quat_error_angle(r.get_quat(), ref.root_quat) < 1e-3)
-    torch.testing.assert_close(r.get_vel(), ref.lin_vel, **tol)
-    torch.testing.assert_close(r.get_ang(), ref.ang_vel, **tol)   # world frame
+    torch.testing.assert_close(r.get_vel(), ref.root_lin_vel, **tol)
+    torch.testing.assert_close(r.get_ang(), ref.root_ang_vel, **tol)   # world frame
     torch.testing.assert_close(r.get_dofs_position(env.dof_idx_list), ref.dof_pos, **tol)
     torch.testing.assert_close(r.get_dofs_velocity(env.dof_idx_list), ref.dof_vel, **tol)
     torch.testing.assert_close(r.get_links_pos(env.foot_link_idx), ref.foot_pos, atol=1e-3, rtol=0)
     # The env's own buffers agree with what Genesis holds.
-    env_pos, env_dof = env.base_pos.clone(), env.dof_pos.clone()
+    env_pos, env_dof = env.root_pos.clone(), env.dof_pos.clone()
     env._read_state()
-    torch.testing.assert_close(env.base_pos, env_pos, **tol)
+    torch.testing.assert_close(env.root_pos, env_pos, **tol)
     torch.testing.assert_close(env.dof_pos, env_dof, **tol)
     torch.testing.assert_close(env.frame, frames)
     assert torch.all(env.episode_length_buf == 0)

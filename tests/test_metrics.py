@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from imitation.metrics import Trajectory, episode_metrics, format_table, longest_run, summarize
-from imitation.reference import Reference
+from imitation.analysis.metrics import Trajectory, episode_metrics, format_table, longest_run, summarize
+from imitation.env.reference import Reference
 from retarget.clip import Clip
 
 DT = 0.02
@@ -38,7 +38,7 @@ def scripted(theta, z=None, foot_contact=None, body_contact=None, dt=DT, **over)
         dt=dt,
         root_pos=np.zeros((e, t, 3)),
         root_quat=pitch_quat(theta),
-        root_ang_vel_body=np.stack([np.zeros_like(rate), rate, np.zeros_like(rate)], axis=-1),
+        root_ang_vel_b=np.stack([np.zeros_like(rate), rate, np.zeros_like(rate)], axis=-1),
         dof_pos=np.zeros((e, t, 12)), dof_vel=np.zeros((e, t, 12)),
         torque=np.zeros((e, t, 12)), actions=np.zeros((e, t, 12)),
         foot_pos=np.zeros((e, t, 4, 3)),
@@ -213,7 +213,7 @@ def traj_from_clip(clip, e=2, **over):
     n = clip.num_frames
     rep = lambda a: np.repeat(np.asarray(a, float)[None], e, axis=0).copy()
     kw = dict(dt=1 / clip.fps, root_pos=rep(clip.root_pos), root_quat=rep(clip.root_quat),
-              root_ang_vel_body=np.zeros((e, n, 3)), dof_pos=rep(clip.dof_pos), dof_vel=rep(clip.dof_vel),
+              root_ang_vel_b=np.zeros((e, n, 3)), dof_pos=rep(clip.dof_pos), dof_vel=rep(clip.dof_vel),
               torque=np.zeros((e, n, 12)), actions=np.zeros((e, n, 12)), foot_pos=rep(clip.foot_pos),
               foot_contact=rep(clip.foot_contact).astype(bool), body_contact=np.zeros((e, n), bool),
               joint_names=CANON_JOINTS, foot_names=CANON_FEET)
@@ -272,7 +272,7 @@ def test_reference_holds_its_last_frame_past_its_end():
     traj = traj_from_clip(clip)
     pad = lambda a: np.concatenate([a, np.repeat(a[:, -1:], 10, axis=1)], axis=1)
     traj = traj_from_clip(longer, **{k: pad(getattr(traj, k)) for k in
-                                     ("root_pos", "root_quat", "root_ang_vel_body", "dof_pos", "dof_vel",
+                                     ("root_pos", "root_quat", "root_ang_vel_b", "dof_pos", "dof_vel",
                                       "torque", "actions", "foot_pos", "foot_contact", "body_contact")})
     m = episode_metrics(traj, ref=clip)
     assert traj.num_steps == 50 and m["joint_rmse"].max() < 1e-9
@@ -305,17 +305,17 @@ def test_episodes_are_independent_and_padding_is_ignored(cut):
     _, b = flip_episode(300)
     b.root_pos[0, :, 2] = 0.3 + 0.001 * np.arange(b.num_steps)  # rising: the apex is the last valid sample
     both = Trajectory(**{**{k: np.concatenate([getattr(a, k), getattr(b, k)]) for k in
-                            ("root_pos", "root_quat", "root_ang_vel_body", "dof_pos", "dof_vel", "torque",
+                            ("root_pos", "root_quat", "root_ang_vel_b", "dof_pos", "dof_vel", "torque",
                              "actions", "foot_pos", "foot_contact", "body_contact")},
                          "dt": DT, "length": [len(t), cut]})
     # Garbage after the end of the second episode must change nothing.
-    for k in ("root_pos", "root_quat", "root_ang_vel_body", "dof_pos", "dof_vel", "torque", "actions", "foot_pos"):
+    for k in ("root_pos", "root_quat", "root_ang_vel_b", "dof_pos", "dof_vel", "torque", "actions", "foot_pos"):
         getattr(both, k)[1, cut:] = np.nan
     both.body_contact[1, cut:] = True
     m = episode_metrics(both)
     ma = episode_metrics(a)
     mb = episode_metrics(Trajectory(**{**{k: getattr(b, k)[:, :cut] for k in
-                                          ("root_pos", "root_quat", "root_ang_vel_body", "dof_pos", "dof_vel",
+                                          ("root_pos", "root_quat", "root_ang_vel_b", "dof_pos", "dof_vel",
                                            "torque", "actions", "foot_pos", "foot_contact", "body_contact")},
                                        "dt": DT}))
     for k in m:
@@ -329,7 +329,7 @@ def test_episodes_are_independent_and_padding_is_ignored(cut):
 def test_bad_shapes_are_refused():
     _, a = flip_episode(360)
     with pytest.raises(ValueError, match="dof_vel"):
-        Trajectory(**{**{f: getattr(a, f) for f in ("root_pos", "root_quat", "root_ang_vel_body", "dof_pos",
+        Trajectory(**{**{f: getattr(a, f) for f in ("root_pos", "root_quat", "root_ang_vel_b", "dof_pos",
                                                      "torque", "actions", "foot_pos", "foot_contact",
                                                      "body_contact")}, "dt": DT, "dof_vel": np.zeros((1, 3, 12))})
 
@@ -337,7 +337,7 @@ def test_bad_shapes_are_refused():
 def test_summary_and_table():
     _, ok = flip_episode(360)
     _, short = flip_episode(300)
-    keys = ("root_pos", "root_quat", "root_ang_vel_body", "dof_pos", "dof_vel", "torque", "actions",
+    keys = ("root_pos", "root_quat", "root_ang_vel_b", "dof_pos", "dof_vel", "torque", "actions",
             "foot_pos", "foot_contact", "body_contact")
     mixed = Trajectory(dt=DT, **{k: np.concatenate([getattr(ok, k)] * 3 + [getattr(short, k)]) for k in keys})
     s = summarize(episode_metrics(mixed, reference=Reference(FLIP, None, DT, "cpu")))   # success only

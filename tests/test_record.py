@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from imitation.evaluate import NOMINAL_DR, ZERO_NOISE
-from imitation.record import record_clip
+from imitation.config import NOMINAL_DR, ZERO_NOISE
+from imitation.refine.record import record_clip
 from retarget.clip import finite_diff, read_clip, sha256_of
 from retarget.errors import InputError
 

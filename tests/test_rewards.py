@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from imitation import rewards
+from imitation.env import rewards
 from imitation.config import load_config
-from imitation.rewards import TERMS, RewardSum, State
+from imitation.env.rewards import TERMS, RewardSum, State
 
 from conftest import ROOT
 
@@ -22,10 +22,10 @@ def state(t=0.0, **over) -> State:
     ident = torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(N, 1)
     t = torch.as_tensor(t, dtype=torch.float32).expand(N).clone()
     kw = dict(
-        time=t, episode_time=t, dt=0.02, base_pos=torch.tensor([[0.0, 0.0, 0.3]]).repeat(N, 1),
-        base_quat=ident, init_quat=ident.clone(), base_lin_vel=z(3), base_ang_vel=z(3), base_lin_vel_b=z(3),
-        base_ang_vel_b=z(3), projected_gravity=torch.tensor([[0.0, 0.0, -1.0]]).repeat(N, 1), dof_pos=z(12),
-        dof_vel=z(12), default_dof_pos=torch.zeros(12), torques=z(12), foot_pos=z(4, 3),
+        time=t, episode_time=t, dt=0.02, root_pos=torch.tensor([[0.0, 0.0, 0.3]]).repeat(N, 1),
+        root_quat=ident, init_quat=ident.clone(), root_lin_vel=z(3), root_ang_vel=z(3), root_lin_vel_b=z(3),
+        root_ang_vel_b=z(3), projected_gravity=torch.tensor([[0.0, 0.0, -1.0]]).repeat(N, 1), dof_pos=z(12),
+        dof_vel=z(12), default_dof_pos=torch.zeros(12), torque=z(12), foot_pos=z(4, 3),
         foot_contact=torch.ones(N, 4, dtype=torch.bool), actions=z(12), last_actions=z(12),
     )
     kw.update(over)
@@ -38,17 +38,17 @@ def close(a, b):
 
 def test_ang_vel_y_rewards_backward_pitch_rate_in_its_window():
     w = torch.tensor([[0.0, -8.0, 0.0], [0.0, 3.0, 0.0]])  # body pitch rates: backward (clamped), forward
-    close(TERMS["ang_vel_y"](state(0.7, base_ang_vel_b=w), None), [7.2, -3.0])
+    close(TERMS["ang_vel_y"](state(0.7, root_ang_vel_b=w), None), [7.2, -3.0])
     for t in (0.5, 1.0, 0.3, 1.2):  # open window 0.5 < t < 1.0
-        close(TERMS["ang_vel_y"](state(t, base_ang_vel_b=w), None), [0.0, 0.0])
-    close(TERMS["ang_vel_y"](state(0.2, base_ang_vel_b=w), None, t_start=0.1, max_rate=10.0), [8.0, -3.0])
+        close(TERMS["ang_vel_y"](state(t, root_ang_vel_b=w), None), [0.0, 0.0])
+    close(TERMS["ang_vel_y"](state(0.2, root_ang_vel_b=w), None, t_start=0.1, max_rate=10.0), [8.0, -3.0])
 
 
 def test_lin_vel_z_clamped_above_only_in_its_window():
     v = torch.tensor([[0.0, 0.0, 4.0], [0.0, 0.0, -1.0]])
-    close(TERMS["lin_vel_z"](state(0.6, base_lin_vel=v), None), [3.0, -1.0])
-    close(TERMS["lin_vel_z"](state(0.75, base_lin_vel=v), None), [0.0, 0.0])
-    close(TERMS["lin_vel_z"](state(0.4, base_lin_vel=v), None), [0.0, 0.0])
+    close(TERMS["lin_vel_z"](state(0.6, root_lin_vel=v), None), [3.0, -1.0])
+    close(TERMS["lin_vel_z"](state(0.75, root_lin_vel=v), None), [0.0, 0.0])
+    close(TERMS["lin_vel_z"](state(0.4, root_lin_vel=v), None), [0.0, 0.0])
 
 
 def test_orientation_control_targets_a_backward_turn():
@@ -75,15 +75,15 @@ def test_feet_height_before_backflip():
 def test_height_control_outside_the_flight():
     pos = torch.tensor([[0.0, 0.0, 0.25], [0.0, 0.0, 0.5]])
     f = TERMS["height_control"]
-    close(f(state(0.3, base_pos=pos), None), [0.0025, 0.04])
-    close(f(state(1.0, base_pos=pos), None), [0.0, 0.0])
-    close(f(state(1.5, base_pos=pos), None), [0.0025, 0.04])
+    close(f(state(0.3, root_pos=pos), None), [0.0025, 0.04])
+    close(f(state(1.0, root_pos=pos), None), [0.0, 0.0])
+    close(f(state(1.5, root_pos=pos), None), [0.0025, 0.04])
 
 
 def test_gravity_y_and_ang_vel_z():
     close(TERMS["gravity_y"](state(projected_gravity=torch.tensor([[0.0, 0.6, -0.8], [0.0, 0.0, -1.0]])), None),
           [0.36, 0.0])
-    close(TERMS["ang_vel_z"](state(base_ang_vel_b=torch.tensor([[0.0, 0.0, -2.0], [1.0, 1.0, 0.5]])), None),
+    close(TERMS["ang_vel_z"](state(root_ang_vel_b=torch.tensor([[0.0, 0.0, -2.0], [1.0, 1.0, 0.5]])), None),
           [2.0, 0.5])
 
 
@@ -93,7 +93,7 @@ def test_feet_distance_in_the_body_frame():
     base = torch.tensor([[1.0, 2.0, 0.3]]).repeat(N, 1)
     body = torch.tensor([[0.19, -0.15, -0.3], [0.19, 0.15, -0.3], [-0.19, -0.15, -0.3], [-0.19, 0.15, -0.3]])
     world = base[:, None] + torch.stack([-body[:, 1], body[:, 0], body[:, 2]], -1)[None]  # yaw 90: (x, y) -> (-y, x)
-    s = state(base_quat=q, base_pos=base, foot_pos=world.expand(N, 4, 3).clone())
+    s = state(root_quat=q, root_pos=base, foot_pos=world.expand(N, 4, 3).clone())
     close(TERMS["feet_distance"](s, None), [4 * 0.15 ** 2] * N)   # the recipe's target: y = 0
     close(TERMS["feet_distance"](s, None, stance_width=0.3), [0.0, 0.0])
 
@@ -118,7 +118,7 @@ def test_reward_config_uses_only_recipe_terms():
     # No term reads the reference: they run with ref=None. Weighted by the recipe's weights x dt.
     r = RewardSum(terms, dt=0.02, scale_by_dt=True)
     w = torch.tensor([[0.0, -5.0, 0.0], [0.0, 0.0, 0.0]])
-    out = r(state(0.7, base_ang_vel_b=w), None)
+    out = r(state(0.7, root_ang_vel_b=w), None)
     assert out.shape == (N, len(terms)) and torch.isfinite(out).all()
     close(out[:, r.names.index("ang_vel_y")], [5.0 * 0.02 * 5.0, 0.0])
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from imitation import rotations as rot
+from imitation.utils import rotations as rot
 
 N = 200
 

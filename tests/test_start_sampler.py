@@ -2,7 +2,7 @@
 
 import torch
 
-from imitation.start_sampler import StartSampler
+from imitation.env.start_sampler import StartSampler
 
 
 def _fail_at(sampler, lo, hi, steps=400, n=256, seed=0):

@@ -11,9 +11,9 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from imitation.config import defaults, load_config
-from imitation.metrics import Trajectory
-from imitation.reference import Reference
-from imitation.success import trajectory_verdicts
+from imitation.analysis.metrics import Trajectory
+from imitation.env.reference import Reference
+from imitation.env.success import trajectory_verdicts
 from retarget.clip import Clip
 from retarget.robot import PROJECT_ROOT, load_robot
 
@@ -37,7 +37,7 @@ def traj_of(pos, rpy_deg, contact=None, body=None) -> Trajectory:
     e, t = pos.shape[:2]
     quat = Rotation.from_euler("ZYX", rpy.reshape(-1, 3)[:, ::-1]).as_quat(scalar_first=True).reshape(e, t, 4)
     z = np.zeros((e, t, 12))
-    return Trajectory(dt=DT, root_pos=pos, root_quat=quat, root_ang_vel_body=np.zeros((e, t, 3)), dof_pos=z,
+    return Trajectory(dt=DT, root_pos=pos, root_quat=quat, root_ang_vel_b=np.zeros((e, t, 3)), dof_pos=z,
                       dof_vel=z, torque=z, actions=z, foot_pos=np.zeros((e, t, 4, 3)),
                       foot_contact=np.ones((e, t, 4), bool) if contact is None else contact,
                       body_contact=np.zeros((e, t), bool) if body is None else body)

@@ -10,11 +10,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from imitation.evaluate import evaluate
-from imitation.report import PolicyData, build_report
-from imitation.ship import ship_run, thin_progress
-from imitation.sweep import checkpoints, milestones, read_curve, sweep_run
-from imitation.train import train
+from imitation.evaluation.evaluate import evaluate
+from imitation.analysis.report import PolicyData, build_report, milestones
+from imitation.tools.ship import ship_run, thin_progress
+from imitation.evaluation.sweep import checkpoints, sweep_run
+from imitation.runs import read_curve
+from imitation.rl.train import train
 from retarget.errors import InputError
 
 
@@ -115,7 +116,7 @@ def test_thinned_progress_keeps_every_nth_record_the_last_and_the_curve_keys():
 
 
 def test_shipped_config_paths_are_project_relative():
-    from imitation.ship import portable_config
+    from imitation.tools.ship import portable_config
     from retarget.robot import PROJECT_ROOT
 
     text = f"clip: {PROJECT_ROOT}/clips/backflip_physical.h5\nrobot: configs/robot/go2.yaml\nother: /elsewhere/x.h5\n"

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from imitation import config as config_mod
-from imitation.train import train
+from imitation.rl.train import train
 from retarget.errors import InputError
 
 pytestmark = pytest.mark.genesis

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import torch
 
-from ..rotations import quat_error_angle
-from ..success import step_turn
+from ..env.success import step_turn
+from ..utils.rotations import quat_error_angle
 
 TERMS = ("root_pos", "root_rot", "joint_pos", "foot_pos", "contact", "body_contact", "height_deficit",
          "joint_limit", "torque_limit", "net_rotation", "end_pos", "end_height", "end_rot", "end_contact")
@@ -65,16 +65,16 @@ class Cost:
     def step(self, env, frame: int, faults: torch.Tensor) -> None:
         """Score every env's state after the step that reached `frame`; `faults` (n,) bool: physics failures."""
         r = self.ref.frame(torch.full((self.n,), frame, dtype=torch.long, device=self.device))
-        q, quat = env.dof_pos, env.base_quat
+        q, quat = env.dof_pos, env.root_quat
         tau = env.kp_env * (env.pd_target - q) - env.kd_env * env.dof_vel
         terms = torch.stack([
-            torch.linalg.vector_norm(env.base_pos - r.root_pos, dim=-1),
+            torch.linalg.vector_norm(env.root_pos - r.root_pos, dim=-1),
             quat_error_angle(quat, r.root_quat),
             torch.sqrt(torch.mean(torch.square(q - r.dof_pos), dim=-1)),
             torch.linalg.vector_norm(env.foot_pos - r.foot_pos, dim=-1).mean(-1),
             (env.foot_contact != r.foot_contact).float().mean(-1),
             env.body_contact_now.float(),
-            torch.relu(r.root_pos[:, 2] - self.height_margin - env.base_pos[:, 2]),
+            torch.relu(r.root_pos[:, 2] - self.height_margin - env.root_pos[:, 2]),
             (torch.relu(q - self.upper + LIMIT_MARGIN) + torch.relu(self.lower + LIMIT_MARGIN - q)).sum(-1),
             torch.relu(tau.abs() / self.effort - 1.0).mean(-1),
         ], dim=-1)
@@ -84,7 +84,7 @@ class Cost:
         self.faulted |= faults | ~torch.isfinite(terms).all(-1)
         self.frames += 1
         self.last = frame
-        self._end_state = (env.base_pos.clone(), quat.clone(), env.foot_contact.clone())
+        self._end_state = (env.root_pos.clone(), quat.clone(), env.foot_contact.clone())
 
     def result(self, at_end: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(terms (n, len(TERMS)) unweighted, total (n,)): the mean tracking terms and the outcome terms.

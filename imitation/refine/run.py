@@ -20,6 +20,9 @@ import numpy as np
 
 from retarget.errors import InputError
 
+from .. import config as config_mod
+from ..config import NOMINAL_DR, TERMINATIONS_OFF, resolve_path
+
 DEFAULT_CONFIG = "configs/imitation.yaml"
 CHECKPOINT_SUFFIX = ".refine-checkpoint"
 
@@ -53,8 +56,7 @@ def env_overrides(settings: dict, num_envs: int, duration: float) -> dict:
                 "action_latency": False, "episode_length_s": duration + 1.0,
                 "observations": {"future_frames": [], "privileged_critic": False}},
         "reset": {"rsi": False},
-        "termination": {"body_contact": False, "max_height_error": None, "max_position_error": None,
-                        "max_orientation_error": None},
+        "termination": dict(TERMINATIONS_OFF),
         # Built with per-env physics when candidates run on randomized copies (the search sets them).
         "domain_randomization": {"enabled": settings["robust_copies"] > 1},
     }
@@ -63,7 +65,7 @@ def env_overrides(settings: dict, num_envs: int, duration: float) -> dict:
 def refine_physics(cfg: dict) -> dict:
     """The settings that decide what the refinement's replays do: the config's physics and gains, with the
     residual base of the refinement's own settings (the env's residual settings are the policy's, not its)."""
-    from ..record import pd_settings
+    from .record import pd_settings
 
     r = cfg["refine"]
     return {**pd_settings(cfg), "residual_lead": r["residual_lead"], "residual_velocity_gain": r["velocity_gain"]}
@@ -81,13 +83,10 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
     from retarget.quality import quality_report
     from retarget.robot import load_robot
 
-    from .. import config as config_mod
-    from ..env import resolve_path
-    from ..record import record
     from . import report as rep
     from .cost import TERMS, Cost
-    from ..config import NOMINAL_DR
     from .knots import Knots, is_sagittal
+    from .record import record
     from .search import RefineStopped, Rollouts, SearchState, load_checkpoint, search
 
     t0 = time.time()
@@ -118,10 +117,10 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
 
     if env is None:
         torch.set_num_threads(1)
-        from ..train import init_genesis
+        from ..sim import init_genesis
 
         init_genesis(device)
-        from ..env import ImitationEnv
+        from ..env.imitation_env import ImitationEnv
 
         env_cfg = config_mod.load_config(config, config_mod.merge(
             overrides or {}, env_overrides(settings, settings["population"] * settings["robust_copies"],
@@ -228,7 +227,6 @@ def cache_status(source, cache, cfg: dict, seed: int = 1) -> str | None:
     from retarget.clip import read_clip, sha256_of
     from retarget.robot import load_robot
 
-    from ..env import resolve_path
 
     cache = Path(cache)
     if not cache.is_file():
@@ -248,9 +246,6 @@ def cached_refinement(source, cache, output, *, config=None, seed: int = 1, devi
     source (sha256) with the same refinement, physics and seed, else a fresh refinement (which the cache can
     then be updated with). Refining takes minutes; the pipeline runs on every fresh clone."""
     import shutil
-
-    from .. import config as config_mod
-    from ..env import resolve_path
 
     config = resolve_path(config or DEFAULT_CONFIG)
     cfg = config_mod.load_config(config)

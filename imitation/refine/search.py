@@ -19,6 +19,7 @@ import torch
 
 from retarget.files import atomic_path
 
+from ..env.rollout import rollout
 from .cost import TERMS, Cost
 
 FAULT_COST = 1e9   # what CMA-ES is told for a candidate whose physics failed (pycma wants finite values)
@@ -63,9 +64,6 @@ class Rollouts:
         self.ranges = ranges
         self.num_envs = env.num_envs // self.copies         # candidates per call
         self.weights = cost.weights.cpu().numpy()
-        dev = env.device
-        self.all_envs = torch.ones(env.num_envs, dtype=torch.bool, device=dev)
-        self.start = torch.zeros(env.num_envs, dtype=torch.long, device=dev)
 
     def _draw_physics(self, rng) -> None:
         """Physics of every copy (envs are candidate-major: env = candidate * copies + copy)."""
@@ -96,13 +94,15 @@ class Rollouts:
             offsets = torch.cat([offsets, offsets[:1].expand(env.num_envs - len(offsets), -1, -1)])
         if env.dr_on:  # an env built with randomization: set every copy's physics (copy 0: nominal)
             self._draw_physics(np.random if rng is None else rng)
-        env._reset(self.all_envs, self.start, redraw_physics=False)
-        env.obs = env._observations()
-        self.cost.reset(env.base_quat)
-        with torch.no_grad():
-            for k in range(last_frame):
-                _, _, dones, _ = env.step(offsets[:, k])
-                self.cost.step(env, k + 1, dones)
+
+        def score(k, dones):
+            if k == 0:
+                self.cost.reset(env.root_quat)
+            else:
+                self.cost.step(env, k, dones)
+
+        # Open-loop: step k takes every env's offsets of frame k - 1; the physics drawn above is kept.
+        rollout(env, last_frame, offsets.transpose(0, 1), score, redraw_physics=False)
         terms, total = self.cost.result(at_end=last_frame == env.ref.last)
         m = self.num_envs * c
         terms = terms[:m].reshape(self.num_envs, c, -1).mean(1)[:p]

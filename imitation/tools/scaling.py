@@ -35,11 +35,11 @@ class _Group:
     """One rank count's processes, launched and waiting for turns."""
 
     def __init__(self, ranks: int, num_envs: int, folder: Path, config: str, clip: str | None):
-        from . import distributed
+        from ..rl import distributed
 
         self.ranks, self.num_envs, self.folder = ranks, num_envs, folder
         folder.mkdir(parents=True)
-        args = ["imitation.scaling", "--dir", str(folder), "--config", str(config), "--num-envs", str(num_envs)]
+        args = ["imitation.tools.scaling", "--dir", str(folder), "--config", str(config), "--num-envs", str(num_envs)]
         args += ["--clip", str(clip)] if clip is not None else []
         if ranks == 1:  # a plain process, as `imitation train` without torchrun
             cmd, env = [sys.executable, "-m", *args], {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -164,11 +164,12 @@ def worker(folder: Path, config: str, num_envs: int, clip: str | None) -> None:
     """One rank of a group: build this rank's share of the envs, then one PPO iteration per `go_<r>`."""
     import torch
 
-    from . import config as config_mod
-    from . import distributed
+    from .. import config as config_mod
+    from ..config import resolve_path
+    from ..env.imitation_env import ImitationEnv
+    from ..rl import distributed
+    from ..sim import init_genesis
     from .bench import PPOTimer
-    from .env import ImitationEnv, resolve_path
-    from .train import init_genesis
 
     place = distributed.place()
     if place.distributed:

@@ -36,30 +36,30 @@ class OnlineSuccess:
         self.stats = EpisodeStats(names=list(NAMES), counters=["Success/episodes"], steps=[], device=device, interval=1)
         self.stats.last.fill_(float("nan"))
 
-    def reset(self, mask: torch.Tensor, start_frame: torch.Tensor, base_pos: torch.Tensor,
-              base_quat: torch.Tensor) -> None:
-        """Envs in `mask` start a new episode at clip frame `start_frame` (n,) in the state base_pos, base_quat."""
+    def reset(self, mask: torch.Tensor, start_frame: torch.Tensor, root_pos: torch.Tensor,
+              root_quat: torch.Tensor) -> None:
+        """Envs in `mask` start a new episode at clip frame `start_frame` (n,) in the state root_pos, root_quat."""
         m = mask[:, None]
         torch.where(mask, start_frame == 0, self.from_zero, out=self.from_zero)
-        torch.where(m, base_pos, self.start_pos, out=self.start_pos)
-        torch.where(m, base_quat, self.start_quat, out=self.start_quat)
-        torch.where(m, base_quat, self.prev_quat, out=self.prev_quat)
-        torch.where(mask, rule.heading(base_quat), self.prev_heading, out=self.prev_heading)
+        torch.where(m, root_pos, self.start_pos, out=self.start_pos)
+        torch.where(m, root_quat, self.start_quat, out=self.start_quat)
+        torch.where(m, root_quat, self.prev_quat, out=self.prev_quat)
+        torch.where(mask, rule.heading(root_quat), self.prev_heading, out=self.prev_heading)
         self.acc.masked_fill_(m, 0.0)
 
-    def step(self, base_quat: torch.Tensor, body_contact: torch.Tensor, joint_sq: torch.Tensor,
+    def step(self, root_quat: torch.Tensor, body_contact: torch.Tensor, joint_sq: torch.Tensor,
              orient_error: torch.Tensor) -> None:
         """Accumulate one control step: attitude after the step, any non-foot contact (bool), mean over joints
         of the squared joint error, root orientation error (rad); all (n, ...)."""
-        h = rule.heading(base_quat)
+        h = rule.heading(root_quat)
         yaw = rule.wrap(h - self.prev_heading)
-        inc = torch.cat([rule.step_turn(self.prev_quat, base_quat), yaw[:, None], body_contact.to(self.acc.dtype)[:, None],
+        inc = torch.cat([rule.step_turn(self.prev_quat, root_quat), yaw[:, None], body_contact.to(self.acc.dtype)[:, None],
                          joint_sq[:, None], orient_error[:, None], torch.ones_like(joint_sq)[:, None]], dim=-1)
         self.acc += torch.nan_to_num(inc, nan=0.0, posinf=0.0, neginf=0.0)
-        self.prev_quat.copy_(base_quat)
+        self.prev_quat.copy_(root_quat)
         self.prev_heading.copy_(h)
 
-    def end(self, dones: torch.Tensor, time_out: torch.Tensor, base_pos: torch.Tensor, base_quat: torch.Tensor,
+    def end(self, dones: torch.Tensor, time_out: torch.Tensor, root_pos: torch.Tensor, root_quat: torch.Tensor,
             feet_down: torch.Tensor) -> None:
         """Score the episodes ending now (`dones`), from the final state, before the envs are reset."""
         ended = dones & self.from_zero
@@ -67,7 +67,7 @@ class OnlineSuccess:
             return
         turn, yaw, contact, joint_sq, orient, steps = self.acc.split([3, 1, 1, 1, 1, 1], dim=-1)
         steps = steps[:, 0].clamp(min=1.0)
-        out = rule.summarize(self.start_pos, self.start_quat, base_pos, base_quat, turn, yaw[:, 0], feet_down,
+        out = rule.summarize(self.start_pos, self.start_quat, root_pos, root_quat, turn, yaw[:, 0], feet_down,
                              contact[:, 0] > 0, steps * self.dt)
         success = rule.judge(out, self.expected, self.tol, self.loop)["success"] & time_out
         deg = 180.0 / math.pi

@@ -29,16 +29,17 @@ from rsl_rl.env import VecEnv
 
 from retarget.clip import Clip
 from retarget.errors import InputError
-from retarget.robot import PROJECT_ROOT, load_robot
+from retarget.robot import load_robot
 
-from .config import NOMINAL_DR, ZERO_NOISE
+from ..config import NOMINAL_DR, ZERO_NOISE, resolve_path
+from ..utils.quiet import filtered_stderr
+from ..utils.rotations import (quat_conj, quat_error_angle, quat_mul, quat_rotate, quat_rotate_inverse, quat_to_rot6d,
+                               quat_to_rotvec)
+from . import success
+from .online_success import OnlineSuccess
 from .reference import Reference
 from .rewards import RewardSum, State
 from .start_sampler import StartSampler
-from .rotations import quat_conj, quat_error_angle, quat_mul, quat_rotate, quat_rotate_inverse, quat_to_rot6d, quat_to_rotvec
-from . import success
-from .online_success import OnlineSuccess
-from .quiet import filtered_stderr
 from .stats import EpisodeStats
 
 TERMINATIONS = ("body_contact", "height", "position", "orientation")
@@ -47,13 +48,10 @@ TERMINATIONS = ("body_contact", "height", "position", "orientation")
 _PLAYBACK_ATTRS = ("dr", "any_delay", "max_height_error", "max_position_error", "max_orientation_error",
                    "body_contact", "max_episode_length", "action_scale", "_residual_base")
 
-
-def resolve_path(path: str | Path) -> Path:
-    """A config path: absolute, relative to the cwd, or else relative to the project root."""
-    p = Path(path)
-    if p.is_absolute() or p.exists():
-        return p
-    return PROJECT_ROOT / p
+# Columns of the packed per-env state (see _allocate_buffers), in order.
+_STATE_LAYOUT = dict(root_pos=3, root_quat=4, root_lin_vel=3, root_ang_vel_b=3, root_ang_vel=3, dof_pos=12, dof_vel=12,
+                     root_lin_vel_b=3, projected_gravity=3, torque=12, foot_pos=12)
+_N_RAW = 40   # the first columns, as read from Genesis; the others are derived from them
 
 
 class ImitationEnv(VecEnv):
@@ -69,43 +67,58 @@ class ImitationEnv(VecEnv):
         Genesis must be initialized (gs.init) before; the env lives on gs.device.
         """
         self.cfg = cfg
-        ecfg, ocfg = cfg["env"], cfg["env"]["observations"]
         self.device = gs.device
-        self.num_envs = int(num_envs or ecfg["num_envs"])
+        self.num_envs = int(num_envs or cfg["env"]["num_envs"])
         self.num_actions = 12
-        self.dt = float(ecfg["dt"])
-        self.robot_desc = robot = load_robot(resolve_path(cfg["robot"]))
+        self.dt = float(cfg["env"]["dt"])
+        self.robot_desc = load_robot(resolve_path(cfg["robot"]))
+        clip = self._load_reference(clip if clip is not None else cfg["clip"])
+        self._read_settings(clip)
+        self._build_scene(show_viewer)
+        self._index_robot()
+        self._setup_actuators()
+        self._allocate_buffers()
+        self._setup_statistics()
+        self._tabulate_resets()
+        self._warm_up()
 
-        clip = clip if clip is not None else cfg["clip"]
+    # ------------------------------------------------------------------ construction
+
+    def _load_reference(self, clip):
+        """The reference on the env's device, the episode length and the sampler of RSI start frames."""
         if clip is None:
             raise ValueError("no reference clip: set `clip` in the config or pass one")
         if not isinstance(clip, Clip):
             clip = resolve_path(clip)
-        self.ref = Reference(clip, robot, self.dt, self.device)
+        self.ref = Reference(clip, self.robot_desc, self.dt, self.device)
+        ecfg = self.cfg["env"]
         # Time-out: the config's, else the clip's end, or for a looping clip the loop's default episode length.
         self.episode_length_s = float(ecfg["episode_length_s"] or (ecfg["loop_episode_length_s"] if self.ref.loop
                                                                    else self.ref.duration))
         self.max_episode_length = max(1, int(round(self.episode_length_s / self.dt)))  # clip frame of the time-out
         # RSI: anywhere before the time-out (a loop: in any of its cycles), uniformly or by recent failures
         span = self.max_episode_length if self.ref.loop else min(self.ref.last, self.max_episode_length)
-        acfg = cfg["reset"]["adaptive"]
+        acfg = self.cfg["reset"]["adaptive"]
         self.start_sampler = StartSampler(span, self.device, adaptive=acfg["enabled"], bins=acfg["bins"],
                                           uniform=acfg["uniform"], decay=acfg["decay"], kernel=acfg["kernel"],
                                           kernel_size=acfg["kernel_size"])
+        return clip
 
-        # ---- settings as tensors / plain values
-        dev, f32 = self.device, torch.float32
+    def _read_settings(self, clip) -> None:
+        """The config's action, observation, termination, reset, randomization and reward settings, as plain values
+        and tensors."""
+        cfg, dev, f32 = self.cfg, self.device, torch.float32
+        ecfg, ocfg, tcfg = cfg["env"], cfg["env"]["observations"], cfg["termination"]
         self.action_scale = float(ecfg["action_scale"])
         self.clip_actions = float(ecfg["clip_actions"])
         self.residual = ecfg["action_mode"] == "residual"
         self.residual_lead = int(ecfg["residual_lead"])
         self.residual_velocity_gain = float(ecfg["residual_velocity_gain"])
         self.obs_last_actions_current = ocfg["last_actions"] == "current"
-        self.default_dof_pos = torch.tensor(robot.default_pose, dtype=f32, device=dev)
+        self.default_dof_pos = torch.tensor(self.robot_desc.default_pose, dtype=f32, device=dev)
         self.future_offsets = torch.tensor(ocfg["future_frames"], dtype=torch.long, device=dev)
         self.future_terms = tuple(ocfg["future_terms"]) if len(ocfg["future_frames"]) else ()
         self.privileged_critic = ocfg["privileged_critic"]
-        tcfg = cfg["termination"]
         self.max_height_error = tcfg["max_height_error"]
         self.max_position_error = tcfg["max_position_error"]
         self.max_orientation_error = tcfg["max_orientation_error"]
@@ -127,7 +140,9 @@ class ImitationEnv(VecEnv):
             # last frame), plus the velocity feed-forward. Made once: step() then does one row lookup.
             self._residual_base = self.ref.joints_ahead(self.residual_lead, self.residual_velocity_gain)
 
-        # ---- scene
+    def _build_scene(self, show_viewer: bool) -> None:
+        """A plane and one Go2 per env, built for num_envs envs (per-env gains and masses under randomization)."""
+        ecfg = self.cfg["env"]
         substeps = int(ecfg["substeps"])
         self.scene = gs.Scene(
             sim_options=gs.options.SimOptions(dt=self.dt, substeps=substeps),
@@ -150,17 +165,20 @@ class ImitationEnv(VecEnv):
         self.plane = self.scene.add_entity(gs.morphs.URDF(file="urdf/plane/plane.urdf", fixed=True))
         self.robot = self.scene.add_entity(
             gs.morphs.URDF(
-                file=str(robot.urdf_path),
+                file=str(self.robot_desc.urdf_path),
                 pos=tuple(float(v) for v in self.ref.root_pos[0].cpu()),
                 quat=tuple(float(v) for v in self.ref.root_quat[0].cpu()),
-                links_to_keep=list(robot.foot_names),
+                links_to_keep=list(self.robot_desc.foot_names),
             )
         )
         with filtered_stderr():  # kernel compilation notes
             self.scene.build(n_envs=self.num_envs)
         self.rigid_solver = self.scene.sim.rigid_solver
 
-        # ---- indices (robot joint order FR, FL, RR, RL; Genesis orders dofs differently)
+    def _index_robot(self) -> None:
+        """Genesis indices of the joints (in the robot's order FR, FL, RR, RL; Genesis orders dofs differently),
+        feet, contact links and base."""
+        robot, dev, tcfg = self.robot_desc, self.device, self.cfg["termination"]
         self.dof_idx = torch.tensor(
             [self.robot.get_joint(n).dofs_idx_local[0] for n in robot.joint_names], dtype=torch.long, device=dev
         )
@@ -178,35 +196,34 @@ class ImitationEnv(VecEnv):
         self.body_contact = tcfg["body_contact"] and len(contact_links) > 0
         self.base_link_idx = self.robot.get_link(robot.base_link).idx_local
 
-        # ---- actuators
+    def _setup_actuators(self) -> None:
+        """PD gains and torque limits of the joints."""
+        ecfg, robot, dev = self.cfg["env"], self.robot_desc, self.device
         self.kp, self.kd = float(ecfg["kp"]), float(ecfg["kd"])
         self.robot.set_dofs_kp([self.kp] * 12, self.dof_idx_list)
         self.robot.set_dofs_kv([self.kd] * 12, self.dof_idx_list)
         effort = robot.effort if ecfg["torque_limits"] else np.full(12, 1e6)
         self.robot.set_dofs_force_range(-effort, effort, self.dof_idx_list)
-        self.dof_lower = torch.tensor(robot.lower, dtype=f32, device=dev)
-        self.dof_upper = torch.tensor(robot.upper, dtype=f32, device=dev)
+        self.effort = torch.tensor(effort, dtype=torch.float32, device=dev)
+        self.dof_lower = torch.tensor(robot.lower, dtype=torch.float32, device=dev)
+        self.dof_upper = torch.tensor(robot.upper, dtype=torch.float32, device=dev)
         if self.dr_on:
             self.base_mass = float(self.robot.get_links_mass([self.base_link_idx])[0, 0])
 
-        # ---- buffers. The per-env physical state lives in one packed tensor (named views into it),
-        # so a reset rewrites it with a single masked copy.
-        n = self.num_envs
+    def _allocate_buffers(self) -> None:
+        """The per-env buffers. The physical state lives in one packed tensor (named views into it), so a reset
+        rewrites it with a single masked copy. The order of _STATE_LAYOUT lets _read_state copy Genesis' free-base
+        pose (qpos 0-6) and velocities (dofs 0-5) with one copy each, rotate root_lin_vel_b and projected_gravity in
+        one call, and check the raw state for non-finite values in one slice (the first _N_RAW columns)."""
+        n, dev, f32 = self.num_envs, self.device, torch.float32
         z = lambda *s: torch.zeros(n, *s, dtype=f32, device=dev)  # noqa: E731
-        # The order lets _read_state copy Genesis' free-base pose (qpos 0-6) and velocities (dofs 0-5) with one
-        # copy each, rotate base_lin_vel_b and projected_gravity in one call, and check the raw state for
-        # non-finite values in one slice (the first _n_raw columns).
-        layout = dict(base_pos=3, base_quat=4, base_lin_vel=3, base_ang_vel_b=3, base_ang_vel=3, dof_pos=12, dof_vel=12,
-                      base_lin_vel_b=3, projected_gravity=3, torques=12, foot_pos=12)
-        self._layout = layout
-        self._n_raw = 40
-        self._state_buf = z(sum(layout.values()))
-        views = torch.split(self._state_buf, list(layout.values()), dim=1)
-        for name, v in zip(layout, views):
+        self._state_buf = z(sum(_STATE_LAYOUT.values()))
+        views = torch.split(self._state_buf, list(_STATE_LAYOUT.values()), dim=1)
+        for name, v in zip(_STATE_LAYOUT, views):
             setattr(self, name, v)
-        self._base_pose = self._state_buf[:, 0:7]                    # base_pos, base_quat
-        self._base_vel = self._state_buf[:, 7:13]                    # base_lin_vel, base_ang_vel_b
-        self._vel_b_gravity = self._state_buf[:, 40:46].view(n, 2, 3)  # base_lin_vel_b, projected_gravity
+        self._root_pose = self._state_buf[:, 0:7]                    # root_pos, root_quat
+        self._root_vel = self._state_buf[:, 7:13]                    # root_lin_vel, root_ang_vel_b
+        self._vel_b_gravity = self._state_buf[:, 40:46].view(n, 2, 3)  # root_lin_vel_b, projected_gravity
         self.foot_pos = self.foot_pos.view(n, 4, 3)
         self._lin_vel_gravity = torch.zeros(n, 2, 3, dtype=f32, device=dev)
         self._lin_vel_gravity[:, 1, 2] = -1.0
@@ -214,13 +231,13 @@ class ImitationEnv(VecEnv):
         self.pd_target = z(12)
         self.kp_env = torch.full((n, 1), self.kp, dtype=f32, device=dev)
         self.kd_env = torch.full((n, 1), self.kd, dtype=f32, device=dev)
-        self.effort = torch.tensor(effort, dtype=f32, device=dev)
         self.actions, self.last_actions = z(12), z(12)
         self.init_quat = z(4)
         self.frame = torch.zeros(n, dtype=torch.long, device=dev)
         self.episode_length_buf = torch.zeros(n, dtype=torch.long, device=dev)
-        self.delayed = torch.full((n,), bool(ecfg["action_latency"]), dtype=torch.bool, device=dev)
-        self.any_delay = bool(ecfg["action_latency"]) or (self.dr_on and self.dr["action_latency_probability"] > 0)
+        latency = bool(self.cfg["env"]["action_latency"])
+        self.delayed = torch.full((n,), latency, dtype=torch.bool, device=dev)
+        self.any_delay = latency or (self.dr_on and self.dr["action_latency_probability"] > 0)
         self.episode_sums = z(len(self.rewards.names))
         # The phase encoding of every frame a training episode reaches: a lookup per step instead of computing it.
         self._phase_table = self._phase_encoding(torch.arange(self.max_episode_length + 1, device=dev))
@@ -228,32 +245,41 @@ class ImitationEnv(VecEnv):
         self.extras: dict = {}
         self.termination_reasons = torch.zeros(n, len(TERMINATIONS), dtype=torch.bool, device=dev)
 
+    def _setup_statistics(self) -> None:
+        """Episode statistics for rsl-rl's logger, and the learning curves of the episodes that start at t = 0,
+        judged against the reference's own outcome."""
+        dev = self.device
         self.stats = EpisodeStats(
             names=[f"rew_{t}" for t in self.rewards.names] + [f"Termination/{t}" for t in (*TERMINATIONS, "time_out")],
             counters=["Physics/faults"],
             steps=["Tracking/joint_pos_rmse", "Tracking/root_pos_error", "Tracking/root_orientation_error",
                    "Tracking/foot_pos_error"],
             device=dev,
-            interval=cfg["ppo"]["num_steps_per_env"],
+            interval=self.cfg["ppo"]["num_steps_per_env"],
         )
         self._fault_count = torch.zeros((), device=dev)
-        # Learning curves of the episodes starting at t = 0, judged against the reference's own outcome.
-        self.success_tolerances = cfg["success"]
-        self.online_success = OnlineSuccess(n, self.dt, dev, success.expected(self.ref, 0, self.max_episode_length),
+        self.success_tolerances = self.cfg["success"]
+        self.online_success = OnlineSuccess(self.num_envs, self.dt, dev,
+                                            success.expected(self.ref, 0, self.max_episode_length),
                                             self.success_tolerances, loop=self.ref.loop)
-        # Reset rows of every clip frame without initial-state noise: a reset without noise (the usual case, DR on
-        # or off) only gathers rows of this table. Noise, if configured (read at each reset: evaluation switches
-        # it), is drawn per reset instead.
-        # (A looping clip's table spans a whole episode: its cycles are offset from each other.)
+
+    def _tabulate_resets(self) -> None:
+        """Reset rows of every clip frame without initial-state noise: a reset without noise (the usual case, DR on
+        or off) only gathers rows of this table. Noise, if configured (read at each reset: evaluation switches it),
+        is drawn per reset instead. A looping clip's table spans a whole episode: its cycles are offset from each
+        other."""
+        dev = self.device
         table_frames = max(self.ref.num_frames, self.max_episode_length + 1) if self.ref.loop else self.ref.num_frames
         self._reset_table = self._reset_rows(torch.arange(table_frames, device=dev), noise=False)
         # The scene's geoms (plane and robot), which all get an env's friction ratio in one setter call.
         self._friction_geoms = list(range(self.plane.geom_start, self.plane.geom_end)) + list(
             range(self.robot.geom_start, self.robot.geom_end))
 
-        # Touch every Genesis accessor step() uses, so that the tensor views Genesis caches on first use
-        # are made here and not under rsl-rl's torch.inference_mode (such views refuse later in-place
-        # writes outside inference mode, e.g. when evaluating after training in the same process).
+    def _warm_up(self) -> None:
+        """Touch every Genesis accessor step() uses, so that the tensor views Genesis caches on first use are made
+        here and not under rsl-rl's torch.inference_mode (such views refuse later in-place writes outside inference
+        mode, e.g. when evaluating after training in the same process); then reset every env."""
+        n, dev = self.num_envs, self.device
         self.robot.control_dofs_position(self.default_dof_pos.expand(n, 12).contiguous(), self.dof_idx_list)
         self.rigid_solver.get_error_envs_mask()
         self._reset(torch.ones(n, dtype=torch.bool, device=dev))
@@ -293,9 +319,9 @@ class ImitationEnv(VecEnv):
         # 2. terminations
         ref = self.ref.frame(self.frame)
         # base pose, velocities (world and body angular), joints: the state as read (derived values follow)
-        fault = ~torch.isfinite(self._state_buf[:, :self._n_raw]).all(-1) | self.rigid_solver.get_error_envs_mask().to(
+        fault = ~torch.isfinite(self._state_buf[:, :_N_RAW]).all(-1) | self.rigid_solver.get_error_envs_mask().to(
             self.device)
-        orientation_error = quat_error_angle(self.base_quat, ref.root_quat)
+        orientation_error = quat_error_angle(self.root_quat, ref.root_quat)
         reasons = self._terminations(ref, orientation_error) & ~fault[:, None]  # (n, 4)
         terminated = reasons.any(-1)
         self.start_sampler.record(self.frame, terminated)
@@ -324,17 +350,17 @@ class ImitationEnv(VecEnv):
     def _read_state(self) -> None:
         r = self.robot
         qpos, qvel = r.get_qpos(), r.get_dofs_velocity()
-        self._base_pose.copy_(qpos[:, 0:7])         # base_pos, base_quat
-        self._base_vel.copy_(qvel[:, 0:6])          # free joint: world-frame linear, body-frame angular velocity
+        self._root_pose.copy_(qpos[:, 0:7])         # root_pos, root_quat
+        self._root_vel.copy_(qvel[:, 0:6])          # free joint: world-frame linear, body-frame angular velocity
         self.dof_pos.copy_(qpos[:, self.q_idx])
         self.dof_vel.copy_(qvel[:, self.dof_idx])
-        self.base_ang_vel.copy_(quat_rotate(self.base_quat, self.base_ang_vel_b))
-        # base_lin_vel_b and projected_gravity: one inverse rotation of (lin_vel, gravity)
-        self._lin_vel_gravity[:, 0] = self.base_lin_vel
-        self._vel_b_gravity.copy_(quat_rotate_inverse(self.base_quat[:, None, :], self._lin_vel_gravity))
+        self.root_ang_vel.copy_(quat_rotate(self.root_quat, self.root_ang_vel_b))
+        # root_lin_vel_b and projected_gravity: one inverse rotation of (lin_vel, gravity)
+        self._lin_vel_gravity[:, 0] = self.root_lin_vel
+        self._vel_b_gravity.copy_(quat_rotate_inverse(self.root_quat[:, None, :], self._lin_vel_gravity))
         # PD torque at the new state, clamped at the effort limits (what get_dofs_control_force computes).
         tau = self.kp_env * (self.pd_target - self.dof_pos) - self.kd_env * self.dof_vel
-        torch.clamp(tau, -self.effort, self.effort, out=self.torques)
+        torch.clamp(tau, -self.effort, self.effort, out=self.torque)
         self.foot_pos.copy_(r.get_links_pos(self.foot_link_idx))
         self.contact_forces = r.get_links_net_contact_force()
         force = torch.linalg.vector_norm(self.contact_forces, dim=-1)  # (n, n_links)
@@ -346,11 +372,11 @@ class ImitationEnv(VecEnv):
         """The current state as reward terms see it."""
         return State(
             time=self.frame * self.dt, episode_time=self.episode_length_buf * self.dt, dt=self.dt,
-            base_pos=self.base_pos, base_quat=self.base_quat, init_quat=self.init_quat,
-            base_lin_vel=self.base_lin_vel, base_ang_vel=self.base_ang_vel,
-            base_lin_vel_b=self.base_lin_vel_b, base_ang_vel_b=self.base_ang_vel_b,
+            root_pos=self.root_pos, root_quat=self.root_quat, init_quat=self.init_quat,
+            root_lin_vel=self.root_lin_vel, root_ang_vel=self.root_ang_vel,
+            root_lin_vel_b=self.root_lin_vel_b, root_ang_vel_b=self.root_ang_vel_b,
             projected_gravity=self.projected_gravity, dof_pos=self.dof_pos, dof_vel=self.dof_vel,
-            default_dof_pos=self.default_dof_pos, torques=self.torques, foot_pos=self.foot_pos,
+            default_dof_pos=self.default_dof_pos, torque=self.torque, foot_pos=self.foot_pos,
             foot_contact=self.foot_contact, actions=self.actions, last_actions=self.last_actions,
         )
 
@@ -360,11 +386,11 @@ class ImitationEnv(VecEnv):
         off = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         contact = self.body_contact_now if self.body_contact else off
         height = off if self.max_height_error is None else (
-            (self.base_pos[:, 2] - ref.root_pos[:, 2]).abs() > self.max_height_error)
+            (self.root_pos[:, 2] - ref.root_pos[:, 2]).abs() > self.max_height_error)
         position = off if self.max_position_error is None else (
-            torch.linalg.vector_norm(self.base_pos - ref.root_pos, dim=-1) > self.max_position_error)
+            torch.linalg.vector_norm(self.root_pos - ref.root_pos, dim=-1) > self.max_position_error)
         if orientation_error is None and self.max_orientation_error is not None:
-            orientation_error = quat_error_angle(self.base_quat, ref.root_quat)
+            orientation_error = quat_error_angle(self.root_quat, ref.root_quat)
         orientation = off if self.max_orientation_error is None else orientation_error > self.max_orientation_error
         return torch.stack([contact, height, position, orientation], dim=-1)
 
@@ -407,10 +433,11 @@ class ImitationEnv(VecEnv):
 
     # ------------------------------------------------------------------ reset
 
-    def reset_envs(self, mask: torch.Tensor, frames: torch.Tensor | None = None) -> TensorDict:
-        """Reset the envs in `mask` (n,) bool, at clip `frames` (n,) if given (new physics for all of them, with
-        domain randomization); returns the observations."""
-        self._reset(mask, frames)
+    def reset_envs(self, mask: torch.Tensor, frames: torch.Tensor | None = None,
+                   redraw_physics: bool = True) -> TensorDict:
+        """Reset the envs in `mask` (n,) bool, at clip `frames` (n,) if given (with domain randomization: new physics
+        for all of them if `redraw_physics`, else they keep theirs); returns the observations."""
+        self._reset(mask, frames, redraw_physics)
         self.obs = self._observations()
         return self.obs
 
@@ -452,7 +479,7 @@ class ImitationEnv(VecEnv):
         self.last_actions.masked_fill_(m, 0.0)
         self.episode_sums.masked_fill_(m, 0.0)
         torch.where(mask, start, self.frame, out=self.frame)
-        self.online_success.reset(mask, start, self.base_pos, self.base_quat)
+        self.online_success.reset(mask, start, self.root_pos, self.root_quat)
         self.episode_length_buf.masked_fill_(mask, 0)
 
     def _reset_rows(self, start: torch.Tensor, noise: bool = True):
@@ -460,7 +487,7 @@ class ImitationEnv(VecEnv):
         dof velocities (k, n_dofs), qpos (k, n_qs), the packed state buffer rows (k, width) and foot contacts."""
         k, dev = len(start), self.device
         ref = self.ref.frame(start)
-        pos, quat, lin_vel, ang_vel_b = ref.root_pos, ref.root_quat, ref.lin_vel, ref.ang_vel_b
+        pos, quat, lin_vel, ang_vel_b = ref.root_pos, ref.root_quat, ref.root_lin_vel, ref.root_ang_vel_b
         dof_pos, dof_vel = ref.dof_pos, ref.dof_vel
         if self.dr_on:
             pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel = self._init_noise(
@@ -501,11 +528,10 @@ class ImitationEnv(VecEnv):
         The action latency is drawn at every reset (masked, without a host sync, where the physics is kept). Friction,
         base mass and kp / kd only if `redraw_physics`: an env that resets without keeps the values of its previous
         episode, themselves a draw from the same ranges, so every episode still runs with randomized physics.
-        The redraw is what costs: Genesis recomputes the inverse weights of the trees whose mass changes, about
-        0.4 ms plus 0.08 ms per env on one CPU core, which at every reset was 40% of step()'s time over the physics
-        (#6); and its setters take the envs as indices (a host sync on a GPU). step() redraws on a random 1 in
-        `physics_redraw_every` of its steps, drawn per step and not per env, so the envs whose episodes end in
-        lockstep are not left out."""
+        The redraw is what costs: Genesis recomputes the inverse weights of the trees whose mass changes (a large
+        share of step()'s time if done at every reset, see docs/facts.md), and its setters take the envs as indices
+        (a host sync on a GPU). step() redraws on a random 1 in `physics_redraw_every` of its steps, drawn per step
+        and not per env, so the envs whose episodes end in lockstep are not left out."""
         dev, d = self.device, self.dr
         latency, p_latency = bool(self.cfg["env"]["action_latency"]), d["action_latency_probability"]
         if not redraw_physics:
@@ -558,7 +584,7 @@ class ImitationEnv(VecEnv):
             phase_enc = self._phase_encoding(self.frame)
         last = self.actions if self.obs_last_actions_current else self.last_actions
         parts = [
-            self.base_ang_vel_b * 0.25,         # 3
+            self.root_ang_vel_b * 0.25,         # 3
             self.projected_gravity,             # 3
             self.dof_pos - self.default_dof_pos,  # 12
             self.dof_vel * 0.05,                # 12
@@ -573,21 +599,21 @@ class ImitationEnv(VecEnv):
                 parts.append(q.reshape(self.num_envs, -1))
             if "attitude" in self.future_terms:
                 qr = self.ref.future(self.frame, self.future_offsets, "root_quat")
-                rel = quat_mul(quat_conj(self.base_quat)[:, None].expand(-1, k, 4), qr)
+                rel = quat_mul(quat_conj(self.root_quat)[:, None].expand(-1, k, 4), qr)
                 parts.append(quat_to_rot6d(rel).reshape(self.num_envs, -1))
         policy = torch.cat(parts, dim=-1)
         critic = policy
         if self.privileged_critic:
             ref = self.ref.frame(self.frame)
-            rel = quat_mul(quat_conj(self.base_quat), ref.root_quat)
+            rel = quat_mul(quat_conj(self.root_quat), ref.root_quat)
             critic = torch.cat(
                 [
                     policy,
-                    self.base_lin_vel_b * 2.0,
-                    self.base_pos[:, 2:3],
+                    self.root_lin_vel_b * 2.0,
+                    self.root_pos[:, 2:3],
                     self.foot_contact.to(torch.float32),
                     self.dof_pos - ref.dof_pos,
-                    quat_rotate_inverse(self.base_quat, ref.root_pos - self.base_pos),
+                    quat_rotate_inverse(self.root_quat, ref.root_pos - self.root_pos),
                     quat_to_rotvec(rel),
                 ],
                 dim=-1,
@@ -605,7 +631,7 @@ class ImitationEnv(VecEnv):
         errors = torch.stack(
             [
                 torch.sqrt(torch.mean(torch.square(self.dof_pos - ref.dof_pos), dim=-1)),
-                torch.linalg.vector_norm(self.base_pos - ref.root_pos, dim=-1),
+                torch.linalg.vector_norm(self.root_pos - ref.root_pos, dim=-1),
                 orientation_error,
                 torch.linalg.vector_norm(self.foot_pos - ref.foot_pos, dim=-1).mean(-1),
             ],
@@ -613,8 +639,8 @@ class ImitationEnv(VecEnv):
         )
         errors.masked_fill_(fault[:, None], 0.0)  # (not a product with 0: NaN * 0 is NaN)
         self.stats.add_step(errors.sum(0) / (self.num_envs - n_fault).clamp(min=1))  # mean over the envs without faults
-        self.online_success.step(self.base_quat, self.body_contact_now, torch.square(errors[:, 0]), errors[:, 2])
-        self.online_success.end(dones, time_out, self.base_pos, self.base_quat, self.foot_contact)
+        self.online_success.step(self.root_quat, self.body_contact_now, torch.square(errors[:, 0]), errors[:, 2])
+        self.online_success.end(dones, time_out, self.root_pos, self.root_quat, self.foot_contact)
         window = self.stats.tick()
         if window is not None:
             window.update(self.online_success.emit())

@@ -12,27 +12,21 @@ The evaluation seed is the same for every checkpoint, so all of them meet the sa
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from retarget.errors import InputError
-from retarget.files import write_text_atomic
 
-# Summary metrics kept per checkpoint (imitation.metrics.summarize keys).
+from .. import runs
+
+# Summary metrics kept per checkpoint (imitation.analysis.metrics.summarize keys).
 CURVE_KEYS = ("success_rate", "success_ci_low", "success_ci_high", "pitch_rotation_deg_mean", "apex_height_mean",
               "final_tilt_deg_mean", "joint_rmse_mean", "foot_pos_error_mean", "peak_torque_mean")
 
 
-def curve_name(randomize: bool) -> str:
-    return "eval_curve.json" if randomize else "eval_curve_nominal.json"
-
-
 def checkpoints(run_dir: Path, every: int | None = None) -> list[tuple[int, Path]]:
     """(completed iterations, path) of the run's checkpoints, every `every` iterations plus the last one."""
-    from .train import _CKPT
-
-    found = sorted((int(m.group(1)), p) for p in Path(run_dir).glob("model_*.pt") if (m := _CKPT.search(p.name)))
+    found = runs.checkpoints(run_dir)
     if not found:
         raise InputError(f"{run_dir}: no checkpoint model_<n>.pt in this run folder")
     if every:
@@ -49,22 +43,17 @@ def checkpoints(run_dir: Path, every: int | None = None) -> list[tuple[int, Path
 
 def env_steps_per_iteration(run_dir: Path, cfg: dict) -> int:
     """From progress.jsonl when there is one (exact, also after a resume), else from the config."""
-    p = Path(run_dir) / "progress.jsonl"
-    if p.is_file():
-        for line in p.read_text().splitlines():
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if r.get("iteration") and r.get("env_steps"):
-                return int(r["env_steps"]) // int(r["iteration"])
+    for r in runs.read_progress(run_dir):
+        if r.get("iteration") and r.get("env_steps"):
+            return int(r["env_steps"]) // int(r["iteration"])
     return int(cfg["env"]["num_envs"]) * int(cfg["ppo"]["num_steps_per_env"])
 
 
 def sweep_run(run_dir, *, episodes: int = 100, randomize: bool = True, every: int | None = None, device: str = "cpu",
               seed: int = 0, clip=None, env=None, write: bool = True, log=print) -> tuple[list[dict], object]:
     """Evaluate the run's checkpoints; returns (rows, env). Writes <run>/eval_curve[_nominal].json."""
-    from .evaluate import evaluate, load_policy
+    from .evaluate import evaluate
+    from .policy import load_policy
 
     run_dir = Path(run_dir)
     ckpts = checkpoints(run_dir, every)
@@ -90,15 +79,13 @@ def sweep_run(run_dir, *, episodes: int = 100, randomize: bool = True, every: in
     if write:
         doc = {"run": str(run_dir), "episodes": episodes, "randomize": randomize, "seed": seed,
                "clip": None if clip is None else str(clip), "env_steps_per_iteration": per_it, "rows": rows}
-        write_text_atomic(run_dir / curve_name(randomize), json.dumps(doc, indent=1) + "\n")
+        runs.write_curve(run_dir, randomize, doc)
     return rows, env
 
 
 def _earlier_rows(run_dir: Path, episodes: int, randomize: bool, seed: int, clip) -> list[dict]:
-    p = run_dir / curve_name(randomize)
-    try:
-        doc = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
+    doc = runs.read_curve_doc(run_dir, randomize)
+    if doc is None:
         return []
     same = (doc.get("episodes"), doc.get("seed"), doc.get("clip")) == (episodes, seed, None if clip is None else str(clip))
     return list(doc.get("rows", [])) if same else []
@@ -107,30 +94,3 @@ def _earlier_rows(run_dir: Path, episodes: int, randomize: bool, seed: int, clip
 def _finite(v):
     v = None if v is None else float(v)
     return v if v is not None and math.isfinite(v) else None
-
-
-def read_curve(run_dir, randomize: bool = True) -> list[dict]:
-    """The rows of a run's eval_curve JSON, [] when it has none."""
-    p = Path(run_dir) / curve_name(randomize)
-    if not p.is_file():
-        return []
-    try:
-        return list(json.loads(p.read_text())["rows"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise InputError(f"{p}: not an eval curve ({e})") from None
-
-
-def milestones(rows: list[dict], target: float = 0.9) -> dict:
-    """Env steps to the first success and to `target` success rate (first checkpoint reaching it), and the
-    success rate of the last checkpoint (the end of the budget)."""
-    first = next((r for r in rows if (r.get("successes") or 0) > 0), None)
-    hit = next((r for r in rows if (r.get("success_rate") or 0.0) >= target - 1e-12), None)
-    last = rows[-1] if rows else None
-    return {
-        "first_success_env_steps": None if first is None else first["env_steps"],
-        "target": target,
-        "target_env_steps": None if hit is None else hit["env_steps"],
-        "final_env_steps": None if last is None else last["env_steps"],
-        "final_success_rate": None if last is None else last.get("success_rate"),
-        "best_success_rate": max((r.get("success_rate") or 0.0 for r in rows), default=None),
-    }

@@ -22,7 +22,9 @@ import torch
 from retarget.clip import Clip, read_clip, sha256_of
 from retarget.errors import InputError
 
-from .config import NOMINAL_DR
+from .. import config as config_mod
+from ..config import NOMINAL_DR, resolve_path
+from ..env.rollout import rollout
 
 CONTACT_FORCE = 1.0        # N, a foot is on the ground (as the env's foot_contact)
 START_CONTACT_HEIGHT = 0.005  # m above the foot radius: contact of the first frame (no forces before a step)
@@ -65,49 +67,48 @@ def record(env, *, seconds: float | None = None, stop_on_fall: bool = False, act
     """
     import genesis as gs
 
-    n, dev = env.num_envs, env.device
     if seconds is not None:
         steps = max(1, int(round(seconds / env.dt)))
     else:
         steps = env.ref.last if actions is None else len(actions)
     if actions is not None and len(actions) < steps:
         raise ValueError(f"record: {len(actions)} actions for {steps} steps")
-    zeros = torch.zeros(n, env.num_actions, device=dev)
     robot = env.robot_desc
     names = ("root_pos", "root_quat", "dof_pos", "foot_pos", "root_lin_vel", "root_ang_vel", "dof_vel")
     rows: dict[str, list] = {k: [] for k in (*names, "foot_contact", "pd_target")}
-    body_time, faulted = None, False
+    outcome = {"body_time": None, "faulted": False}
 
     def sample(contact):
-        state = (env.base_pos, env.base_quat, env.dof_pos, env.foot_pos, env.base_lin_vel, env.base_ang_vel,
-                 env.dof_vel)
-        for name, value in zip(names, state):
-            rows[name].append(value[0].double().cpu().numpy().copy())
+        for name in names:
+            rows[name].append(getattr(env, name)[0].double().cpu().numpy().copy())
         rows["foot_contact"].append(contact)
+
+    def on_step(k, dones):
+        if k == 0:
+            # The reset state; foot positions from Genesis' forward kinematics, contact by height.
+            env.foot_pos.copy_(env.robot.get_links_pos(env.foot_link_idx))
+            z0 = env.foot_pos[0, :, 2].cpu().numpy() - robot.foot_radius
+            sample(z0 < START_CONTACT_HEIGHT)
+            return True
+        if bool(dones[0]):  # no termination, no time-out before `steps`: a physics fault
+            outcome["faulted"] = True
+            return False
+        rows["pd_target"].append(env.pd_target[0].double().cpu().numpy().copy())
+        sample(env.foot_contact[0].cpu().numpy().copy())
+        if outcome["body_time"] is None and bool(env.body_contact_now[0]):
+            outcome["body_time"] = k * env.dt
+            return not stop_on_fall
+        return True
 
     latency = bool(env.cfg["env"]["action_latency"]) if latency is None else latency
     with env.playback(steps, dr_ranges=NOMINAL_DR, latency=latency, residual_base=residual_base,
                       action_scale=action_scale):
-        env.reset_envs(torch.ones(n, dtype=torch.bool, device=dev), torch.zeros(n, dtype=torch.long, device=dev))
-        # Frame 0: the reset state; foot positions from Genesis' forward kinematics, contact by height.
-        env.foot_pos.copy_(env.robot.get_links_pos(env.foot_link_idx))
-        z0 = env.foot_pos[0, :, 2].cpu().numpy() - robot.foot_radius
-        sample(z0 < START_CONTACT_HEIGHT)
-        for k in range(1, steps + 1):
-            step_actions = zeros if actions is None else actions[k - 1].to(dev).expand(n, env.num_actions)
-            _, _, dones, _ = env.step(step_actions)
-            if bool(dones[0]):  # no termination, no time-out before `steps`: a physics fault
-                faulted = True
-                break
-            rows["pd_target"].append(env.pd_target[0].double().cpu().numpy().copy())
-            sample(env.foot_contact[0].cpu().numpy().copy())
-            if body_time is None and bool(env.body_contact_now[0]):
-                body_time = k * env.dt
-                if stop_on_fall:
-                    break
+        rollout(env, steps, actions, on_step)
+    body_time, faulted = outcome["body_time"], outcome["faulted"]
 
     rows["pd_target"].append(rows["pd_target"][-1] if rows["pd_target"] else rows["dof_pos"][0])
     arr = {k: np.stack(v) for k, v in rows.items()}
+    dev = env.device
     settings = {
         "method": "physics recording: zero-action replay of the source clip in Genesis, from t = 0",
         "simulator": f"genesis-world {getattr(gs, '__version__', '?')}, backend {'cpu' if dev.type == 'cpu' else dev.type}",
@@ -140,9 +141,6 @@ def record_clip(source: str | Path, output: str | Path, *, config: str | Path | 
     from retarget.clip import write_clip
     from retarget.quality import quality_report
 
-    from . import config as config_mod
-    from .env import resolve_path
-
     source = Path(source)
     if not resolve_path(source).is_file():
         raise InputError(f"{source}: clip not found")
@@ -160,10 +158,10 @@ def record_clip(source: str | Path, output: str | Path, *, config: str | Path | 
 
         read_clip(source_path, load_robot(resolve_path(cfg["robot"])))  # bad input fails before Genesis starts
         torch.set_num_threads(1)
-        from .train import init_genesis
+        from ..sim import init_genesis
 
         init_genesis(device)
-        from .env import ImitationEnv
+        from ..env.imitation_env import ImitationEnv
 
         env = ImitationEnv(cfg)
     rec = record(env, seconds=seconds, stop_on_fall=not allow_fall)

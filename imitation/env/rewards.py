@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 from .reference import RefFrame
-from .rotations import quat_error_angle, quat_mul, quat_rotate_inverse
+from ..utils.rotations import quat_error_angle, quat_mul, quat_rotate_inverse
 
 
 @dataclass
@@ -26,18 +26,18 @@ class State:
     time: torch.Tensor              # (n,) clip time of the current frame (s)
     episode_time: torch.Tensor      # (n,) time since the episode started (s)
     dt: float                       # control period (s)
-    base_pos: torch.Tensor          # (n, 3)
-    base_quat: torch.Tensor         # (n, 4) wxyz
-    init_quat: torch.Tensor         # (n, 4) base attitude at the episode start
-    base_lin_vel: torch.Tensor      # (n, 3)
-    base_ang_vel: torch.Tensor      # (n, 3)
-    base_lin_vel_b: torch.Tensor    # (n, 3)
-    base_ang_vel_b: torch.Tensor    # (n, 3)
+    root_pos: torch.Tensor          # (n, 3)
+    root_quat: torch.Tensor         # (n, 4) wxyz
+    init_quat: torch.Tensor         # (n, 4) root attitude at the episode start
+    root_lin_vel: torch.Tensor      # (n, 3)
+    root_ang_vel: torch.Tensor      # (n, 3)
+    root_lin_vel_b: torch.Tensor    # (n, 3)
+    root_ang_vel_b: torch.Tensor    # (n, 3)
     projected_gravity: torch.Tensor  # (n, 3) gravity direction in the body frame
     dof_pos: torch.Tensor           # (n, 12) robot joint order
     dof_vel: torch.Tensor           # (n, 12)
     default_dof_pos: torch.Tensor   # (12,)
-    torques: torch.Tensor           # (n, 12) applied joint torques (N m)
+    torque: torch.Tensor            # (n, 12) applied joint torques (N m)
     foot_pos: torch.Tensor          # (n, 4, 3)
     foot_contact: torch.Tensor      # (n, 4) bool
     actions: torch.Tensor           # (n, 12) this step's policy action
@@ -77,40 +77,40 @@ def joint_vel(state: State, ref: RefFrame, scale):
 
 @term
 def root_height(state: State, ref: RefFrame, scale):
-    return torch.exp(-scale * torch.square(state.base_pos[:, 2] - ref.root_pos[:, 2]))
+    return torch.exp(-scale * torch.square(state.root_pos[:, 2] - ref.root_pos[:, 2]))
 
 
 @term
 def root_pos(state: State, ref: RefFrame, scale):
-    return torch.exp(-scale * _sq(state.base_pos - ref.root_pos))
+    return torch.exp(-scale * _sq(state.root_pos - ref.root_pos))
 
 
 @term
 def root_orientation(state: State, ref: RefFrame, scale):
-    return torch.exp(-scale * torch.square(quat_error_angle(state.base_quat, ref.root_quat)))
+    return torch.exp(-scale * torch.square(quat_error_angle(state.root_quat, ref.root_quat)))
 
 
 @term
 def root_pose(state: State, ref: RefFrame, scale, rot_weight):
     """exp(-scale (|dp|^2 + rot_weight * angle^2)), as in motion_imitation / MimicKit."""
-    angle = quat_error_angle(state.base_quat, ref.root_quat)
-    return torch.exp(-scale * (_sq(state.base_pos - ref.root_pos) + rot_weight * torch.square(angle)))
+    angle = quat_error_angle(state.root_quat, ref.root_quat)
+    return torch.exp(-scale * (_sq(state.root_pos - ref.root_pos) + rot_weight * torch.square(angle)))
 
 
 @term
 def root_lin_vel(state: State, ref: RefFrame, scale):
-    return torch.exp(-scale * _sq(state.base_lin_vel - ref.lin_vel))
+    return torch.exp(-scale * _sq(state.root_lin_vel - ref.root_lin_vel))
 
 
 @term
 def root_ang_vel(state: State, ref: RefFrame, scale):
-    return torch.exp(-scale * _sq(state.base_ang_vel - ref.ang_vel))
+    return torch.exp(-scale * _sq(state.root_ang_vel - ref.root_ang_vel))
 
 
 @term
 def root_vel(state: State, ref: RefFrame, scale, ang_weight):
     """exp(-scale (|dv|^2 + ang_weight |dw|^2)), world-frame velocities."""
-    err = _sq(state.base_lin_vel - ref.lin_vel) + ang_weight * _sq(state.base_ang_vel - ref.ang_vel)
+    err = _sq(state.root_lin_vel - ref.root_lin_vel) + ang_weight * _sq(state.root_ang_vel - ref.root_ang_vel)
     return torch.exp(-scale * err)
 
 
@@ -145,7 +145,7 @@ def action_rate(state: State, ref: RefFrame):
 
 @term
 def torque(state: State, ref: RefFrame):
-    return _sq(state.torques)
+    return _sq(state.torque)
 
 
 # ---------------------------------------------------------------------------- reward-only backflip
@@ -161,14 +161,14 @@ def _window(t: torch.Tensor, start: float, end: float) -> torch.Tensor:
 @term
 def ang_vel_y(state: State, ref: RefFrame, max_rate=7.2, t_start=0.5, t_end=1.0):
     """Backward body pitch rate (-omega_y, body frame) clamped to +-max_rate, for t_start < t < t_end."""
-    rate = -state.base_ang_vel_b[:, 1].clamp(-max_rate, max_rate)
+    rate = -state.root_ang_vel_b[:, 1].clamp(-max_rate, max_rate)
     return rate * _window(state.episode_time, t_start, t_end)
 
 
 @term
 def lin_vel_z(state: State, ref: RefFrame, max_vel=3.0, t_start=0.5, t_end=0.75):
     """World vertical base velocity clamped at max_vel (not below), for t_start < t < t_end."""
-    return state.base_lin_vel[:, 2].clamp(max=max_vel) * _window(state.episode_time, t_start, t_end)
+    return state.root_lin_vel[:, 2].clamp(max=max_vel) * _window(state.episode_time, t_start, t_end)
 
 
 @term
@@ -199,7 +199,7 @@ def height_control(state: State, ref: RefFrame, target=0.3, t_before=0.4, t_afte
     """(target - base z)^2, for t < t_before or t > t_after."""
     t = state.episode_time
     on = ((t < t_before) | (t > t_after)).to(t.dtype)
-    return torch.square(target - state.base_pos[:, 2]) * on
+    return torch.square(target - state.root_pos[:, 2]) * on
 
 
 @term
@@ -211,7 +211,7 @@ def gravity_y(state: State, ref: RefFrame):
 @term
 def ang_vel_z(state: State, ref: RefFrame):
     """|body yaw rate|."""
-    return torch.abs(state.base_ang_vel_b[:, 2])
+    return torch.abs(state.root_ang_vel_b[:, 2])
 
 
 @term
@@ -219,8 +219,8 @@ def feet_distance(state: State, ref: RefFrame, stance_width=0.0):
     """Sum over feet of (body-frame foot y - target y)^2, the target +-stance_width / 2 (right legs -,
     left legs +). The public recipe's target width is 0.3 * zeros, i.e. 0: the default reproduces it."""
     n = state.foot_pos.shape[0]
-    rel = state.foot_pos - state.base_pos[:, None, :]
-    rel_b = quat_rotate_inverse(state.base_quat[:, None, :].expand(n, rel.shape[1], 4), rel)
+    rel = state.foot_pos - state.root_pos[:, None, :]
+    rel_b = quat_rotate_inverse(state.root_quat[:, None, :].expand(n, rel.shape[1], 4), rel)
     side = torch.tensor([-0.5, 0.5, -0.5, 0.5], dtype=rel.dtype, device=rel.device)   # FR, FL, RR, RL
     return _sq(rel_b[..., 1] - stance_width * side)
 

@@ -21,7 +21,6 @@ import os
 import socket
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from retarget.errors import InputError
 

@@ -1,16 +1,10 @@
 """Evaluate a policy: deterministic rollouts from t = 0 in the Genesis env, nominal or under domain
-randomization, scored with `imitation.metrics` against the reference clip.
+randomization, scored with `imitation.analysis.metrics` against the reference clip.
 
-What can be evaluated (`load_policy`):
-
-- a run folder of ours (its latest `model_<n>.pt`) or a checkpoint `model_<n>.pt`: the actor is rebuilt
-  from the run's config (saved in the checkpoint, or the run's config.yaml) and run deterministically;
-- a run's export `exported/policy.pt` (TorchScript), with the config.yaml of its run, or a shipped policy
-  folder (`policies/<name>/`: policy.pt beside its config.yaml);
-- any other TorchScript policy taking the Genesis backflip 60-value observation, e.g. the official
-  `single.pt`: it runs with the settings of the Genesis example it was made for (`OFFICIAL_SETTINGS`:
-  phase = pi * t / 2 s, kp 70, kd 3, action scale 0.5 around the default pose, one-step action
-  latency, both action slots holding the current action, episode 2 s).
+A policy (imitation.evaluation.policy) runs with its run's config; an external TorchScript policy (e.g. the
+official `single.pt`) with the settings of the Genesis example it was made for (`OFFICIAL_SETTINGS`:
+phase = pi * t / 2 s, kp 70, kd 3, action scale 0.5 around the default pose, one-step action
+latency, both action slots holding the current action, episode 2 s).
 
 `--config` replaces the settings a policy runs with. Every episode starts at t = 0 in the clip's first
 frame (standing), runs the full episode length with early termination off (body contact is recorded,
@@ -33,14 +27,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from retarget.errors import InputError
 from retarget.robot import PROJECT_ROOT
 
-from . import config as config_mod
-from .config import NOMINAL_DR, ZERO_NOISE  # noqa: F401  (re-exported for callers)
-from .metrics import Trajectory, episode_metrics, format_table, summarize
+from .. import config as config_mod
+from ..analysis.metrics import Trajectory, episode_metrics, format_table, summarize
+from ..config import NOMINAL_DR, TERMINATIONS_OFF, ZERO_NOISE, resolve_path
+from ..env.rollout import rollout
+from .policy import load_policy
 
 DEFAULT_CLIP = "clips/backflip.h5"
 BASE_CONFIG = PROJECT_ROOT / "configs" / "base_backflip.yaml"
@@ -61,8 +56,8 @@ RANDOMIZED_LATENCY_PROBABILITY = 0.5
 
 @dataclass
 class EvalResult:
-    summary: dict                       # imitation.metrics.summarize of the per-episode metrics
-    metrics: dict                       # name -> (E,) array, imitation.metrics.episode_metrics + fault
+    summary: dict                       # imitation.analysis.metrics.summarize of the per-episode metrics
+    metrics: dict                       # name -> (E,) array, imitation.analysis.metrics.episode_metrics + fault
     trajectory: Trajectory              # the recorded rollouts
     settings: dict                      # what was run: policy, clip, gains, latency, randomization, ...
     env: object = field(default=None, repr=False, compare=False)   # the env, to reuse for the next policy
@@ -74,100 +69,6 @@ class EvalResult:
                 "episode_length_s": self.settings["episode_length_s"],
                 "settings": self.settings, "summary": {k: _plain(v) for k, v in self.summary.items()},
                 "episodes": episodes}
-
-
-# ---------------------------------------------------------------------------- policies
-
-
-def load_policy(path: str | Path, device: str = "cpu"):
-    """(policy, info): `policy(obs: TensorDict) -> actions (n, 12)`, deterministic, on `device`.
-
-    info: kind ("checkpoint", "export" or "torchscript"), path, config (the run's config dict, or None
-    for an external policy), obs_groups (the observation groups it reads, concatenated), obs_dim (their
-    total size, None if unknown), iteration (checkpoints).
-    """
-    from .train import CONFIG_NAME, latest_checkpoint
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such policy file or run folder")
-    if path.is_dir():
-        try:
-            path = latest_checkpoint(path)
-        except FileNotFoundError:
-            # A run folder's export, or a shipped policy folder (policy.pt beside its config.yaml).
-            export = next((p for p in (path / "exported" / "policy.pt", path / "policy.pt") if p.is_file()), None)
-            if export is None:
-                raise InputError(f"{path}: no checkpoint model_<n>.pt, exported/policy.pt or policy.pt in this "
-                                 f"folder") from None
-            path = export
-    dev = torch.device(device)
-
-    try:
-        module = torch.jit.load(str(path), map_location=dev)
-    except (RuntimeError, ValueError):
-        module = None
-    if module is not None:
-        module.eval()
-        run_cfg = path.parent.parent / CONFIG_NAME if path.parent.name == "exported" else path.parent / CONFIG_NAME
-        cfg = _read_run_config(run_cfg) if run_cfg is not None and run_cfg.is_file() else None
-        weights = [p for p in module.parameters() if p.dim() == 2]
-        info = {"kind": "export" if cfg is not None else "torchscript", "path": str(path), "config": cfg,
-                "obs_groups": ["policy"], "obs_dim": int(weights[0].shape[1]) if weights else None,
-                "iteration": None}
-
-        def policy(obs):
-            return module(obs["policy"].to(dev))
-
-        return policy, info
-
-    try:  # tensors and plain data only: a checkpoint from elsewhere cannot run code while loading
-        ckpt = torch.load(str(path), map_location=dev, weights_only=True)
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise InputError(f"{path}: neither a TorchScript policy nor a checkpoint of this project "
-                         f"({type(e).__name__}: {first})") from None
-    if not isinstance(ckpt, dict) or "actor_state_dict" not in ckpt:
-        raise InputError(f"{path}: not a policy: a checkpoint needs an actor_state_dict")
-    cfg = (ckpt.get("infos") or {}).get("config")
-    if cfg is not None:
-        cfg = config_mod.validate({k: v for k, v in cfg.items() if k != "run_name"}, f"{path} (infos.config)")
-    elif (path.parent / CONFIG_NAME).is_file():
-        cfg = _read_run_config(path.parent / CONFIG_NAME)
-    else:
-        raise InputError(f"{path}: checkpoint without a config, and no {CONFIG_NAME} beside it")
-    actor, groups, obs_dim = _build_actor(cfg, ckpt["actor_state_dict"], dev, path)
-    info = {"kind": "checkpoint", "path": str(path), "config": cfg, "obs_groups": groups, "obs_dim": obs_dim,
-            "iteration": ckpt.get("iter")}
-
-    def policy(obs):
-        return actor(obs.to(dev))
-
-    return policy, info
-
-
-def _read_run_config(path: Path) -> dict:
-    raw = yaml.safe_load(path.read_text())
-    return config_mod.validate({k: v for k, v in (raw or {}).items() if k != "run_name"}, str(path))
-
-
-def _build_actor(cfg: dict, state: dict, dev, path):
-    """The rsl-rl actor of a run's config with the checkpoint's weights, in eval mode."""
-    import rsl_rl.models
-    from tensordict import TensorDict
-
-    weights = [v for k, v in state.items() if k.startswith("mlp.") and k.endswith("weight") and v.dim() == 2]
-    if not weights:
-        raise InputError(f"{path}: actor_state_dict has no MLP weights")
-    obs_dim = int(weights[0].shape[1])
-    groups = list(cfg["ppo"]["obs_groups"]["actor"])
-    # The actor only needs the total input size: the first group gets all of it, the others none.
-    fake = TensorDict({g: torch.zeros(1, obs_dim if i == 0 else 0) for i, g in enumerate(groups)}, batch_size=[1])
-    kw = dict(cfg["ppo"]["actor"])
-    cls = getattr(rsl_rl.models, kw.pop("class_name"))
-    actor = cls(fake, {"actor": groups}, "actor", 12, **kw)
-    actor.load_state_dict(state)
-    return actor.to(dev).eval(), groups, obs_dim
 
 
 # ---------------------------------------------------------------------------- settings
@@ -182,27 +83,19 @@ def eval_config(info: dict, *, clip=None, config=None, episodes: int = 16, rando
     else:
         cfg = config_mod.load_config(BASE_CONFIG, OFFICIAL_SETTINGS)
     clip = clip if clip is not None else (cfg["clip"] or DEFAULT_CLIP)
-    clip_path = _resolve(clip)
+    clip_path = resolve_path(clip)
     if not clip_path.is_file():
         raise InputError(f"{clip}: reference clip not found (make it with: imitation retarget motions/backflip.yaml -o {clip})")
     cfg["clip"] = str(clip_path.resolve())
     cfg["env"]["num_envs"] = int(episodes)
     cfg["reset"]["rsi"] = False
-    cfg["termination"].update(body_contact=False, max_height_error=None, max_position_error=None,
-                              max_orientation_error=None)
+    cfg["termination"].update(TERMINATIONS_OFF)
     dr = cfg["domain_randomization"]
     dr["enabled"] = bool(randomize)
     dr["init_noise"] = dict(ZERO_NOISE)
     if randomize and dr["action_latency_probability"] <= 0:
         dr["action_latency_probability"] = RANDOMIZED_LATENCY_PROBABILITY
     return cfg
-
-
-def _resolve(path) -> Path:
-    """A config path as imitation.env.resolve_path reads it (cwd, else the project root), without
-    importing genesis, so that bad input fails fast."""
-    p = Path(path)
-    return p if p.is_absolute() or p.exists() else PROJECT_ROOT / p
 
 
 def policy_obs_dim(cfg: dict) -> int:
@@ -248,9 +141,9 @@ def _check_env(env, cfg: dict, randomize: bool) -> None:
     want_len = cfg["env"]["episode_length_s"] or env.ref.duration
     if not math.isclose(env.episode_length_s, want_len, abs_tol=1e-9):
         diffs.append(f"env.episode_length_s {env.episode_length_s:g} (env) vs {want_len:g}")
-    if _resolve(env.cfg["robot"]).resolve() != _resolve(cfg["robot"]).resolve():
+    if resolve_path(env.cfg["robot"]).resolve() != resolve_path(cfg["robot"]).resolve():
         diffs.append(f"robot {env.cfg['robot']} (env) vs {cfg['robot']}")
-    if env.cfg["clip"] is None or _resolve(env.cfg["clip"]).resolve() != Path(cfg["clip"]):
+    if env.cfg["clip"] is None or resolve_path(env.cfg["clip"]).resolve() != Path(cfg["clip"]):
         diffs.append(f"clip {env.cfg['clip']} (env) vs {cfg['clip']}")
     if randomize and not env.dr_on:
         diffs.append("domain randomization: the env was built without it (per-env gains and masses)")
@@ -260,10 +153,10 @@ def _check_env(env, cfg: dict, randomize: bool) -> None:
 
 def make_env(cfg: dict, device: str = "cpu"):
     """Build the env of an evaluation config (gs.init on first use)."""
-    from .train import init_genesis
+    from ..sim import init_genesis
 
     init_genesis(device)
-    from .env import ImitationEnv
+    from ..env.imitation_env import ImitationEnv
 
     return ImitationEnv(cfg)
 
@@ -322,53 +215,67 @@ def _size_error(info, policy_dim, env_dim) -> str:
 
 def _rollouts(env, policy, episodes: int, cfg: dict) -> tuple[Trajectory, np.ndarray]:
     """Run ceil(episodes / num_envs) batches of full episodes from t = 0; returns the first `episodes`."""
-    n, dev = env.num_envs, env.device
     steps = env.max_episode_length                     # T: samples 0..T at k * dt
     dr_cfg = cfg["domain_randomization"]
-    all_envs = torch.ones(n, dtype=torch.bool, device=dev)
-    zero_frames = torch.zeros(n, dtype=torch.long, device=dev)
-    batches = []
+    recorder = TrajectoryRecorder(env)
     # Randomized ranges, or the nominal values for an env built with per-env parameters.
     with env.playback(steps, dr_ranges=dr_cfg if dr_cfg["enabled"] else NOMINAL_DR,
                       latency=bool(cfg["env"]["action_latency"])):
-        for _ in range(math.ceil(episodes / n)):
-            obs = env.reset_envs(all_envs, zero_frames)
-            rec = [_sample(env, first=True)]
-            length = torch.full((n,), steps + 1, dtype=torch.long, device=dev)
-            alive = torch.ones(n, dtype=torch.bool, device=dev)
-            for k in range(1, steps + 1):
-                with torch.no_grad():
-                    actions = policy(obs)
-                obs, _, dones, _ = env.step(actions.to(dev))
-                # No termination and no time-out here: a done is a physics fault, and the env has
-                # already reset that env. Its episode ends with the previous sample.
-                length = torch.where(alive & dones, k, length)
-                alive &= ~dones
-                rec.append(_sample(env))
-            batches.append(({key: torch.stack([r[key] for r in rec], 1) for key in rec[0]}, length, ~alive))
-
-    cat = lambda key: torch.cat([b[0][key] for b in batches])[:episodes].cpu().numpy()  # noqa: E731
-    length = torch.cat([b[1] for b in batches])[:episodes].cpu().numpy()
-    fault = torch.cat([b[2] for b in batches])[:episodes].cpu().numpy()
-    robot = env.robot_desc
-    traj = Trajectory(
-        dt=env.dt, root_pos=cat("root_pos"), root_quat=cat("root_quat"), root_ang_vel_body=cat("ang_vel_b"),
-        dof_pos=cat("dof_pos"), dof_vel=cat("dof_vel"), torque=cat("torque"), actions=cat("actions"),
-        foot_pos=cat("foot_pos"), foot_contact=cat("foot_contact"), body_contact=cat("body_contact"),
-        length=length, joint_names=tuple(robot.joint_names), foot_names=tuple(robot.foot_names),
-    )
-    return traj, fault
+        for _ in range(math.ceil(episodes / env.num_envs)):
+            rollout(env, steps, policy, recorder)
+    return recorder.trajectory(slice(episodes)), recorder.faults(slice(episodes))
 
 
-def _sample(env, first: bool = False) -> dict[str, torch.Tensor]:
-    """The env's current state, copied. After a reset the contact forces are stale: no body contact."""
-    body = torch.zeros_like(env.body_contact_now) if first else env.body_contact_now
-    return {
-        "root_pos": env.base_pos.clone(), "root_quat": env.base_quat.clone(), "ang_vel_b": env.base_ang_vel_b.clone(),
-        "dof_pos": env.dof_pos.clone(), "dof_vel": env.dof_vel.clone(), "torque": env.torques.clone(),
-        "actions": env.actions.clone(), "foot_pos": env.foot_pos.clone(), "foot_contact": env.foot_contact.clone(),
-        "body_contact": body.clone(),
-    }
+class TrajectoryRecorder:
+    """A rollout hook (imitation.env.rollout) that records every env's state at every sample, batch after batch,
+    for a Trajectory. Without terminations and time-out (playback mode) a done is a physics fault: the env has
+    already reset that env, and its episode ends with the previous sample."""
+
+    FIELDS = ("root_pos", "root_quat", "root_ang_vel_b", "dof_pos", "dof_vel", "torque", "actions", "foot_pos",
+              "foot_contact", "frame")
+
+    def __init__(self, env):
+        self.env = env
+        self.batches: list[dict] = []
+
+    def __call__(self, k: int, dones) -> None:
+        env = self.env
+        if k == 0:
+            self._batch = {key: [] for key in (*self.FIELDS, "body_contact")}
+            self._batch["fault_at"] = torch.full((env.num_envs,), -1, dtype=torch.long, device=env.device)
+            self.batches.append(self._batch)
+        else:
+            fault_at = self._batch["fault_at"]
+            self._batch["fault_at"] = torch.where((fault_at < 0) & dones, k, fault_at)
+        for key in self.FIELDS:
+            self._batch[key].append(getattr(env, key).clone())
+        # After a reset the contact forces are stale: no body contact.
+        contact = env.body_contact_now
+        self._batch["body_contact"].append(torch.zeros_like(contact) if k == 0 else contact.clone())
+
+    def _cat(self, key: str, episodes: slice) -> np.ndarray:
+        return torch.cat([torch.stack(b[key], 1) for b in self.batches])[episodes].cpu().numpy()
+
+    def faults(self, episodes: slice = slice(None)) -> np.ndarray:
+        """(E,) bool: the episodes that a physics fault ended."""
+        return torch.cat([b["fault_at"] >= 0 for b in self.batches])[episodes].cpu().numpy()
+
+    def frames(self, episodes: slice = slice(None)) -> np.ndarray:
+        """(E, T) clip frame of every sample."""
+        return self._cat("frame", episodes)
+
+    def trajectory(self, episodes: slice = slice(None), cut_at_faults: bool = True) -> Trajectory:
+        """The recorded `episodes`; `cut_at_faults`: an episode ends with the sample before its physics fault (else
+        every sample counts)."""
+        length = None
+        if cut_at_faults:
+            samples = len(self.batches[0]["frame"])
+            fault_at = torch.cat([b["fault_at"] for b in self.batches])[episodes]
+            length = torch.where(fault_at < 0, samples, fault_at).cpu().numpy()
+        robot = self.env.robot_desc
+        arrays = {key: self._cat(key, episodes) for key in self.FIELDS if key != "frame"}
+        return Trajectory(dt=self.env.dt, **arrays, body_contact=self._cat("body_contact", episodes), length=length,
+                          joint_names=tuple(robot.joint_names), foot_names=tuple(robot.foot_names))
 
 
 # ---------------------------------------------------------------------------- output
@@ -380,16 +287,6 @@ def _plain(v):
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
-
-
-def policy_label(path) -> str:
-    """A short column name: the run folder (or the file's folder and name)."""
-    p = Path(path)
-    if p.is_dir():
-        return p.name
-    if p.parent.name == "exported":
-        return f"{p.parent.parent.name}/exported"
-    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
 
 
 def write_json(result: EvalResult, path) -> Path:

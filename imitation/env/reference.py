@@ -19,7 +19,7 @@ import torch
 
 from retarget.clip import Clip, cycle_delta, read_clip
 
-from .rotations import quat_mul, quat_rotate_inverse
+from ..utils.rotations import quat_mul, quat_rotate_inverse
 
 
 @dataclass
@@ -29,10 +29,10 @@ class RefFrame:
     time: torch.Tensor          # (n,) clip time (s), growing through the cycles of a loop
     root_pos: torch.Tensor      # (n, 3)
     root_quat: torch.Tensor     # (n, 4) wxyz
-    lin_vel: torch.Tensor       # (n, 3)
-    ang_vel: torch.Tensor       # (n, 3)
-    lin_vel_b: torch.Tensor     # (n, 3)
-    ang_vel_b: torch.Tensor     # (n, 3)
+    root_lin_vel: torch.Tensor  # (n, 3)
+    root_ang_vel: torch.Tensor  # (n, 3)
+    root_lin_vel_b: torch.Tensor  # (n, 3)
+    root_ang_vel_b: torch.Tensor  # (n, 3)
     dof_pos: torch.Tensor       # (n, 12) robot joint order
     dof_vel: torch.Tensor       # (n, 12)
     foot_pos: torch.Tensor      # (n, 4, 3)
@@ -54,10 +54,10 @@ class Reference:
         self.time = f32(clip.time)
         self.root_pos = f32(clip.root_pos)
         self.root_quat = f32(clip.root_quat)
-        self.lin_vel = f32(clip.root_lin_vel)
-        self.ang_vel = f32(clip.root_ang_vel)
-        self.lin_vel_b = quat_rotate_inverse(self.root_quat, self.lin_vel)
-        self.ang_vel_b = quat_rotate_inverse(self.root_quat, self.ang_vel)
+        self.root_lin_vel = f32(clip.root_lin_vel)
+        self.root_ang_vel = f32(clip.root_ang_vel)
+        self.root_lin_vel_b = quat_rotate_inverse(self.root_quat, self.root_lin_vel)
+        self.root_ang_vel_b = quat_rotate_inverse(self.root_quat, self.root_ang_vel)
         self.dof_pos = f32(clip.dof_pos)
         self.dof_vel = f32(clip.dof_vel)
         self.foot_pos = f32(clip.foot_pos)
@@ -124,14 +124,14 @@ class Reference:
         turn = lambda v: torch.einsum("nij,n...j->n...i", rot, v)  # noqa: E731
         f["root_pos"] = turn(f["root_pos"] - self.origin) + self.origin + shift
         f["foot_pos"] = turn(f["foot_pos"] - self.origin) + self.origin + shift[:, None]
-        f["lin_vel"], f["ang_vel"] = turn(f["lin_vel"]), turn(f["ang_vel"])
+        f["root_lin_vel"], f["root_ang_vel"] = turn(f["root_lin_vel"]), turn(f["root_ang_vel"])
         q_yaw = torch.stack([torch.cos(yaw / 2), zero, zero, torch.sin(yaw / 2)], dim=-1)
         f["root_quat"] = quat_mul(q_yaw, f["root_quat"])
 
     def future(self, idx: torch.Tensor, offsets: torch.Tensor, name: str) -> torch.Tensor:
         """Field `name` (a RefFrame field) at frames idx + offsets: (n, len(offsets), ...)."""
         i = idx[:, None] + offsets[None, :]
-        if not self.loop or name in ("dof_pos", "dof_vel", "foot_contact", "lin_vel_b", "ang_vel_b"):
+        if not self.loop or name in ("dof_pos", "dof_vel", "foot_contact", "root_lin_vel_b", "root_ang_vel_b"):
             return getattr(self, name)[self.row(i)]
         value = getattr(self.frame(i.reshape(-1)), name)
         return value.reshape(*i.shape, *value.shape[1:])

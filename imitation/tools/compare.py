@@ -3,7 +3,7 @@
     imitation compare --iterations 300 --num-envs 256 --seeds 1 2 3 --out out/compare
     imitation compare --runs runs/imitation_backflip/<run> runs/reward_backflip/<run> --out out/compare
 
-Training: every (policy, seed) pair is one `imitation train` process (imitation.train.train in a fresh
+Training: every (policy, seed) pair is one `imitation train` process (imitation.rl.train.train in a fresh
 process: its own gs.init, its own log file in <out>/logs/, a crash or its memory stays there), with the
 same seed and the same env-step budget for both policies (`--budget` env steps, or `--iterations`,
 times num_steps_per_env x num_envs of each config). `--jobs 2` trains two at a time (Genesis steps on
@@ -11,7 +11,7 @@ one CPU thread per process); wall times are then measured under contention, equa
 spreads each training over N processes (`imitation train --ranks N`: torchrun, the same envs in total, so the
 same budget and PPO batch); jobs x ranks processes then share the cores.
 
-Evaluation: imitation.evaluate.evaluate on every run, nominal and randomized (`--episodes` each), with
+Evaluation: imitation.evaluation.evaluate.evaluate on every run, nominal and randomized (`--episodes` each), with
 the same evaluation seed. Episodes of all seeds of a policy are pooled for the table.
 
 Report folder:
@@ -24,7 +24,7 @@ Report folder:
     compare.mp4            both policies (first seed, first nominal episode) beside the reference ghost
     runs/, logs/           the trained runs and their training logs (when trained here)
 
-The report itself (`imitation.report.build_report`) needs no Genesis: it takes progress records and evaluation
+The report itself (`imitation.analysis.report.build_report`) needs no Genesis: it takes progress records and evaluation
 results and writes everything but the video.
 """
 
@@ -43,7 +43,11 @@ import numpy as np
 from retarget.errors import InputError
 from retarget.robot import PROJECT_ROOT
 
-from .report import PolicyData, build_report, read_progress
+from .. import config as config_mod
+from .. import runs
+from ..analysis.report import PolicyData, build_report
+from ..config import resolve_path
+from ..sim import cpu_cores
 
 DEFAULT_CONFIGS = {
     "imitation": PROJECT_ROOT / "configs" / "imitation_backflip_refined_jointbase.yaml",
@@ -53,8 +57,6 @@ DEFAULT_CONFIGS = {
 
 def iterations_for(config_path, budget: int | None, iterations: int | None, num_envs: int | None) -> tuple[int, int]:
     """(iterations, env steps) of a config for an env-step budget (rounded up to whole iterations)."""
-    from . import config as config_mod
-
     cfg = config_mod.load_config(config_path)
     n = int(num_envs or cfg["env"]["num_envs"])
     per_it = n * int(cfg["ppo"]["num_steps_per_env"])
@@ -68,8 +70,6 @@ def _slug(label: str) -> str:
 
 
 def _experiment(config_path: Path) -> str:
-    from . import config as config_mod
-
     return str(config_mod.load_config(config_path)["experiment"])
 
 
@@ -89,9 +89,6 @@ def train_runs(out: Path, configs: dict[str, Path], seeds, *, budget=None, itera
                device="cpu", jobs: int = 1, clip=None, ranks: int = 1) -> dict[str, list[tuple[int, Path]]]:
     """Train every (policy, seed) in its own `imitation train` process (`ranks` processes each); returns
     label -> [(seed, run dir)]."""
-    from . import config as config_mod
-    from .train import cpu_cores
-
     if ranks < 1:
         raise InputError(f"--ranks must be at least 1, got {ranks}")
     for label, cfg in configs.items():
@@ -158,10 +155,10 @@ def group_runs(paths) -> dict[str, list[tuple[int, Path]]]:
     groups: dict[str, list[tuple[int, Path]]] = {}
     for p in paths:
         p = Path(p)
-        run = p if p.is_dir() else (p.parent.parent if p.parent.name == "exported" else p.parent)
-        cfg_file = run / "config.yaml"
+        run = runs.run_folder(p)
+        cfg_file = run / runs.CONFIG
         if not cfg_file.is_file():
-            raise InputError(f"{p}: no config.yaml in {run}: is it a run folder?")
+            raise InputError(f"{p}: no {runs.CONFIG} in {run}: is it a run folder?")
         cfg = yaml.safe_load(cfg_file.read_text()) or {}
         label = str(cfg.get("experiment", run.parent.name))
         groups.setdefault(label, []).append((int(cfg.get("seed", 0)), p))
@@ -193,10 +190,10 @@ def compare(
 ) -> Path:
     """The whole job: train (or take `runs`), evaluate, report. Returns the report's path.
 
-    Learning speed under randomization: a run's eval_curve.json (imitation.sweep) is read when it has one;
+    Learning speed under randomization: a run's eval_curve.json (imitation sweep) is read when it has one;
     with `sweep` > 0, runs without one get their checkpoints evaluated (`sweep` episodes each, one per
     `sweep_every` iterations) and the file written."""
-    from .sweep import checkpoints, read_curve, sweep_run
+    from ..evaluation.sweep import checkpoints, sweep_run
 
     from retarget.clip import read_clip
     from retarget.robot import load_robot
@@ -208,8 +205,6 @@ def compare(
     settings: dict = {"episodes": episodes, "eval_seed": eval_seed, "device": device, "sweep_episodes": sweep,
                       "sweep_every": sweep_every}
     if clip is not None:
-        from .env import resolve_path
-
         clip = resolve_path(clip).resolve()
         if not clip.is_file():
             raise InputError(f"{clip}: reference clip not found")
@@ -235,7 +230,7 @@ def compare(
         settings["training_wall_s"] = round(time.time() - t0, 1)
 
     # ---- evaluation (one env per policy, built with domain randomization so that it serves both conditions)
-    from .evaluate import evaluate
+    from ..evaluation.evaluate import evaluate
 
     policies, notes = [], []
     clip_paths = set()
@@ -244,18 +239,18 @@ def compare(
         pdata = PolicyData(label=label, runs=[], progress=[], seeds=[])
         env = None
         for seed, run in members:
-            run_dir = run if run.is_dir() else (run.parent.parent if run.parent.name == "exported" else run.parent)
+            run_dir = runs.run_folder(run)
             print(f"  evaluating {label} seed {seed}: {run}", flush=True)
             rnd = evaluate(run, clip=clip, episodes=episodes, randomize=True, device=device, seed=eval_seed, env=env)
             env = rnd.env
             nom = evaluate(run, clip=clip, episodes=episodes, randomize=False, device=device, seed=eval_seed, env=env)
             pdata.runs.append(_shown(run))
             pdata.seeds.append(seed)
-            pdata.progress.append(read_progress(run_dir))
+            pdata.progress.append(runs.read_progress(run_dir))
             pdata.nominal.append(nom)
             pdata.randomized.append(rnd)
-            rows = read_curve(run_dir) if run.is_dir() else []
-            if not rows and sweep > 0 and run.is_dir() and list(run_dir.glob("model_*.pt")):
+            rows = runs.read_curve(run_dir) if run.is_dir() else []
+            if not rows and sweep > 0 and run.is_dir() and runs.checkpoints(run_dir):
                 print(f"  evaluating the checkpoints of {label} seed {seed} ({len(checkpoints(run_dir, sweep_every))} "
                       f"x {sweep} randomized episodes)", flush=True)
                 rows, env = sweep_run(run_dir, episodes=sweep, randomize=True, every=sweep_every, device=device,
@@ -273,7 +268,7 @@ def compare(
 
     video_path = None
     if video:
-        from .render import track_from_clip, track_from_trajectory, render_tracks
+        from ..evaluation.render import render_tracks, track_from_clip, track_from_trajectory
 
         a, b = policies[0], policies[1]
         ta = track_from_trajectory(a.nominal[0].trajectory, 0, label=a.label)

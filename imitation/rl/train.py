@@ -1,8 +1,7 @@
 """PPO training with rsl-rl-lib 5.x's OnPolicyRunner.
 
-A run lives in `runs/<experiment>/<timestamp>[_<run name>]/`: `config.yaml` (the resolved config),
-`model_<n>.pt` checkpoints (n = completed iterations, written atomically), TensorBoard events,
-`progress.jsonl` (one line of metrics per iteration) and `exported/policy.{pt,onnx}`.
+A run lives in `runs/<experiment>/<timestamp>[_<run name>]/` (its files: imitation.runs): the resolved config,
+checkpoints named by completed iterations, TensorBoard events, one line of metrics per iteration and the exports.
 Ctrl-C or SIGTERM stops at the end of the current iteration and saves a checkpoint (a second
 Ctrl-C aborts at once); `resume=` continues a run from its last checkpoint with its own config and
 optimizer state.
@@ -10,7 +9,7 @@ optimizer state.
 Several processes train one policy when launched with `torchrun --nproc_per_node=N -m imitation.cli train`: on
 CPUs (gloo) or one GPU per rank (cuda:LOCAL_RANK, NCCL). The config's `env.num_envs` is the total over all
 ranks: each rank builds its own scene with num_envs / N envs and collects its own rollouts, seeds are seed + rank,
-and rsl-rl's PPO averages gradients and the adaptive learning rate over the ranks (imitation.distributed). Rank 0
+and rsl-rl's PPO averages gradients and the adaptive learning rate over the ranks (imitation.rl.distributed). Rank 0
 writes the run, which is like any other. A rank that dies ends every rank's next collective; rank 0 then saves
 the last finished iteration.
 """
@@ -24,7 +23,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 import signal
 import sys
@@ -42,36 +40,18 @@ from retarget.errors import InputError
 from retarget.files import atomic_path, write_text_atomic
 from retarget.robot import PROJECT_ROOT
 
-from . import config as config_mod
+from .. import config as config_mod
+from .. import runs
+from ..config import resolve_path
+from ..sim import cpu_cores, init_genesis
 from . import distributed
-
-CONFIG_NAME = "config.yaml"
-_CKPT = re.compile(r"model_(\d+)\.pt$")
 
 
 class StopTraining(Exception):
     """Raised at an iteration boundary after Ctrl-C / SIGTERM."""
 
 
-# ---------------------------------------------------------------------------- Genesis and the CPU
-
-
-def cpu_cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def init_genesis(device: str) -> None:
-    """gs.init once per process, on the CPU or on the current CUDA device."""
-    import genesis as gs
-
-    from .quiet import filtered_stderr, quiet_genesis_logger
-
-    if getattr(gs, "_initialized", False):
-        return
-    with filtered_stderr():
-        gs.init(backend=gs.cpu if device == "cpu" else gs.gpu, logging_level="warning")
-    quiet_genesis_logger()
+# ---------------------------------------------------------------------------- devices and threads
 
 
 def resolve_device(device: str) -> tuple[str, int, int]:
@@ -118,7 +98,7 @@ class Runner(OnPolicyRunner):
         opt = self.alg.optimizer
         if type(opt) is torch.optim.Adam and not opt.defaults.get("fused"):
             # The fused Adam (CPU and CUDA): one kernel for all parameters instead of a loop of small ops per
-            # tensor, 4% of the update's time on one CPU core. Same algorithm and state, so checkpoints load either way.
+            # tensor. Same algorithm and state, so checkpoints load either way.
             impl = ("fused", "foreach", "capturable", "differentiable")
             groups = [{k: v for k, v in g.items() if k not in impl} for g in opt.param_groups]
             self.alg.optimizer = torch.optim.Adam(groups, fused=True)
@@ -158,7 +138,7 @@ class Runner(OnPolicyRunner):
         """rsl-rl's set-up of several ranks, on CPUs (gloo) as well as on GPUs (NCCL, cuda:LOCAL_RANK).
 
         Sets what rsl-rl reads (is_distributed, gpu_world_size, gpu_global_rank, gpu_local_rank,
-        cfg["multi_gpu"]); the process group is train()'s (imitation.distributed.init), joined here if not yet."""
+        cfg["multi_gpu"]); the process group is train()'s (distributed.init), joined here if not yet."""
         p = distributed.place()
         self.is_distributed = p.distributed
         self.gpu_world_size, self.gpu_global_rank, self.gpu_local_rank = p.world, p.rank, p.local_rank
@@ -186,7 +166,7 @@ class Runner(OnPolicyRunner):
         if self._finished is None or self.run_dir is None:
             return None
         n, state = self._finished
-        final = Path(self.run_dir) / f"model_{n}.pt"
+        final = runs.checkpoint_path(self.run_dir, n)
         if not final.is_file():
             state = {**state, "iter": n, "infos": {"config": self.exp_cfg}}
             with atomic_path(final) as tmp:
@@ -199,7 +179,7 @@ class Runner(OnPolicyRunner):
         """Write model_<completed>.pt atomically in the run dir (the given file name is ignored)."""
         if self.run_dir is None or self.logger.disable_logs:
             return None
-        final = Path(self.run_dir) / f"model_{self.completed}.pt"
+        final = runs.checkpoint_path(self.run_dir, self.completed)
         saved = self.alg.save()
         saved["iter"] = self.completed     # rsl-rl's load() resumes learn() at this iteration
         saved["infos"] = {"config": self.exp_cfg, **(infos or {})}
@@ -208,25 +188,26 @@ class Runner(OnPolicyRunner):
         return final
 
     def load(self, path, load_cfg=None, strict=True, map_location=None):
-        infos = super().load(path, load_cfg, strict, map_location or self.device)
+        """rsl-rl's load, reading the checkpoint as tensors and plain data only (imitation.runs.load_checkpoint)."""
+        loaded = runs.load_checkpoint(path, map_location or self.device)
+        if self.alg.load(loaded, load_cfg, strict):
+            self.current_learning_iteration = loaded["iter"]
         self.completed = self.current_learning_iteration
         # Continue the run's step and time counts from its progress file.
-        progress = Path(self.run_dir or "") / "progress.jsonl"
-        if self.run_dir is not None and progress.is_file():
-            done = [json.loads(line) for line in progress.read_text().splitlines() if line.strip()]
-            done = [r for r in done if r["iteration"] <= self.completed]
+        if self.run_dir is not None:
+            done = [r for r in runs.read_progress(self.run_dir) if r["iteration"] <= self.completed]
             if done:
                 self._offset = (done[-1]["env_steps"], done[-1]["wall_time"])
-        return infos
+        return loaded["infos"]
 
     def export(self) -> None:
         if self.run_dir is None or self.logger.disable_logs:
             return
-        out = Path(self.run_dir) / "exported"
-        self.export_policy_to_jit(str(out), "policy.pt")
+        out = runs.export_dir(self.run_dir)
+        self.export_policy_to_jit(str(out), runs.POLICY)
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                self.export_policy_to_onnx(str(out), "policy.onnx")
+                self.export_policy_to_onnx(str(out), runs.POLICY_ONNX)
         except Exception as e:  # onnx / onnxscript missing or an exporter problem: keep the TorchScript
             print(f"ONNX export failed ({type(e).__name__}: {e}); TorchScript policy written")
 
@@ -274,8 +255,7 @@ class Runner(OnPolicyRunner):
             "action_std": float(action_std.detach().mean()) if action_std is not None else None,
             "learning_rate": self.alg.learning_rate, "ranks": self.gpu_world_size, "episode": extras,
         }
-        with open(Path(self.run_dir) / "progress.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        runs.append_progress(self.run_dir, record)
 
 
 def _episode_means(ep_extras: list[dict]) -> dict[str, float]:
@@ -287,14 +267,7 @@ def _episode_means(ep_extras: list[dict]) -> dict[str, float]:
     return out
 
 
-# ---------------------------------------------------------------------------- runs
-
-
-def latest_checkpoint(run_dir: Path) -> Path:
-    ckpts = sorted(((int(m.group(1)), p) for p in run_dir.glob("model_*.pt") if (m := _CKPT.search(p.name))))
-    if not ckpts:
-        raise FileNotFoundError(f"{run_dir}: no checkpoint model_<n>.pt to resume from")
-    return ckpts[-1][1]
+# ---------------------------------------------------------------------------- training
 
 
 def rsl_rl_config(cfg: dict) -> dict:
@@ -328,12 +301,11 @@ def train(
     (default: the config's). `env`: an already built ImitationEnv to train in (tests reuse one).
     `update_threads`: torch CPU threads for the PPO update; default: every core this process may use (shared out
     among the ranks on this machine under torchrun), which the update has to itself (Genesis waits for it). Runs
-    side by side must share the cores out (1 each on 2 cores: two runs with 2 update threads each oversubscribed
-    the cores and their updates ran ~50x slower).
+    side by side must share the cores out (1 each on 2 cores), or their updates oversubscribe the cores.
 
     Under torchrun (several ranks): `num_envs` is the total, split evenly over the ranks; only rank 0 reads the
     run to resume (the others get its config and checkpoint); `timeout_s` bounds every wait for the other ranks
-    (default imitation.distributed.DEFAULT_TIMEOUT_S).
+    (default imitation.rl.distributed.DEFAULT_TIMEOUT_S).
     """
     device, rank, world = resolve_device(device)
     if world > 1:
@@ -344,11 +316,11 @@ def train(
     if resume is not None:
         def read_run():
             path = Path(resume)
-            found = latest_checkpoint(path) if path.is_dir() else path
+            found = runs.latest_checkpoint(path) if path.is_dir() else path
             if not found.is_file():
                 raise FileNotFoundError(f"{found}: no such checkpoint")
             folder = found.parent
-            run_cfg = config_mod.validate(yaml.safe_load((folder / CONFIG_NAME).read_text()), str(folder / CONFIG_NAME))
+            run_cfg = config_mod.validate(yaml.safe_load((folder / runs.CONFIG).read_text()), str(folder / runs.CONFIG))
             if clip is not None and Path(clip).resolve() != Path(run_cfg["clip"]).resolve():
                 raise ValueError(f"resume: the run was trained on {run_cfg['clip']}, not {clip}")
             return run_cfg, folder, found
@@ -361,7 +333,7 @@ def train(
             if rank > 0:
                 ckpt = io.BytesIO(data)
         if config_path is not None and rank == 0:
-            print(f"resuming {run_dir}: its own {CONFIG_NAME} is used, not {config_path}")
+            print(f"resuming {run_dir}: its own {runs.CONFIG} is used, not {config_path}")
         if num_envs is not None:
             cfg["env"]["num_envs"] = int(num_envs)
         if max_iterations is not None:
@@ -387,15 +359,12 @@ def train(
                 from retarget.clip import read_clip
                 from retarget.robot import load_robot
 
-                from .env import resolve_path
-
                 loaded["clip"] = str(resolve_path(loaded["clip"]).resolve())
                 read_clip(loaded["clip"], load_robot(resolve_path(loaded["robot"])))  # bad input fails before a run folder exists
             return loaded
 
         cfg = distributed.checked(read_config)
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        run_dir = Path(runs_dir) / cfg["experiment"] / (stamp + (f"_{run_name}" if run_name else ""))
+        run_dir = runs.new_run_dir(runs_dir, cfg["experiment"], run_name)
         run_dir = Path(distributed.from_rank0(str(run_dir)))  # rank 0's clock names the run
     if env is not None:
         cfg["env"]["num_envs"] = env.num_envs * world
@@ -413,7 +382,7 @@ def train(
 
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run_dir / CONFIG_NAME, config_mod.dump({k: v for k, v in cfg.items() if k != "run_name"}))
+        write_text_atomic(run_dir / runs.CONFIG, config_mod.dump({k: v for k, v in cfg.items() if k != "run_name"}))
 
     # ---- seeds, Genesis, env
     s = cfg["seed"] + rank
@@ -423,7 +392,7 @@ def train(
         torch.set_num_threads(1)  # Genesis runs one CPU thread; torch's thread pool only contends with it
     init_genesis(device)
     if env is None:
-        from .env import ImitationEnv
+        from ..env.imitation_env import ImitationEnv
 
         # This rank's share of the envs, and its own seed for the env's own draws.
         env = ImitationEnv({**cfg, "seed": s, "env": {**cfg["env"], "num_envs": cfg["env"]["num_envs"] // world}})

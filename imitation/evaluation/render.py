@@ -11,11 +11,8 @@ written atomically (a temporary file beside the target, renamed when complete).
     imitation play runs/imitation_backflip/<run> -o rollout.mp4          # policy + reference ghost
     render_tracks([...tracks...], "both.mp4", dt)                        # any number of robots
 
-Costs measured on the 2-core CPU machine (Mesa llvmpipe through EGL): the replay scene builds in 5-9 s
-with a warm kernel cache; the very first render on a machine takes 20-40 s (shader compilation, then
-cached on disk), about 1 s in later processes; then 2-5 frames/s (5 when the machine is idle, 2-3 with
-trainings running beside it), nearly independent of resolution and shadows: the Go2's detailed visual
-meshes dominate. A 2 s clip at 50 frames/s takes 20-50 s to render.
+On a CPU (Mesa llvmpipe through EGL) the Go2's detailed visual meshes dominate the render time, nearly
+independent of resolution and shadows; the first render in a process compiles shaders (see README, Videos).
 """
 
 from __future__ import annotations
@@ -27,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from retarget.files import atomic_path
 from retarget.errors import InputError
+from retarget.files import atomic_path
 
-from .quiet import filtered_stderr
+from .. import runs
+from ..utils.quiet import filtered_stderr
 
 # RGBA of the robots, in track order, unless a track names its own; None keeps the Go2's own look.
 POLICY_COLORS: tuple = (None, (1.0, 0.55, 0.15, 1.0), (0.35, 0.8, 0.35, 1.0), (0.8, 0.3, 0.8, 1.0))
@@ -73,7 +71,7 @@ class Track:
 
 
 def track_from_trajectory(traj, episode: int = 0, label: str = "policy", joint_names=None, **kw) -> Track:
-    """The valid samples of one episode of an imitation.metrics.Trajectory."""
+    """The valid samples of one episode of an imitation.analysis.metrics.Trajectory."""
     n = int(traj.length[episode])
     names = traj.joint_names or joint_names
     if names is None:
@@ -314,64 +312,36 @@ def _write_png(frame: np.ndarray, path: Path) -> None:
 class Rollout:
     robot: Track
     reference: Track
-    trajectory: object            # imitation.metrics.Trajectory of the one episode
+    trajectory: object            # imitation.analysis.metrics.Trajectory of the one episode
     metrics: dict
 
 
 def rollout(policy, env, seconds: float, label: str = "policy", env_idx: int = 0) -> Rollout:
     """Deterministic rollout from the clip's t = 0 for `seconds`, recording env `env_idx`.
 
-    `policy(obs: TensorDict) -> actions`, as imitation.evaluate.load_policy returns it.
+    `policy(obs: TensorDict) -> actions`, as imitation.evaluation.policy.load_policy returns it.
     The env's early terminations and time-out are switched off for the rollout (and restored after it),
     so the whole span is simulated (a fall stays visible). The phase observation keeps running past the episode length if
     `seconds` is longer. The reference track is the clip at the same clip frame.
     """
     import torch
 
-    from .metrics import Trajectory, episode_metrics
+    from ..analysis.metrics import episode_metrics
+    from ..env.rollout import rollout as run
+    from .evaluate import TrajectoryRecorder
 
     steps = max(1, int(round(seconds / env.dt)))
-    n, dev = env.num_envs, env.device
-    all_envs = torch.ones(n, dtype=torch.bool, device=dev)
-    e = env_idx
-    rec: dict[str, list] = {k: [] for k in ("root_pos", "root_quat", "root_ang_vel_body", "dof_pos", "dof_vel", "torque",
-                                            "actions", "foot_pos", "foot_contact", "body_contact", "frame")}
-
-    def record(first=False):
-        rec["root_pos"].append(env.base_pos[e].cpu().numpy().copy())
-        rec["root_quat"].append(env.base_quat[e].cpu().numpy().copy())
-        rec["root_ang_vel_body"].append(env.base_ang_vel_b[e].cpu().numpy().copy())
-        rec["dof_pos"].append(env.dof_pos[e].cpu().numpy().copy())
-        rec["dof_vel"].append(env.dof_vel[e].cpu().numpy().copy())
-        rec["torque"].append(env.torques[e].cpu().numpy().copy())
-        rec["actions"].append(env.actions[e].cpu().numpy().copy())
-        rec["foot_pos"].append(env.foot_pos[e].cpu().numpy().copy())
-        rec["foot_contact"].append(env.foot_contact[e].cpu().numpy().copy())
-        bc = getattr(env, "body_contact_now", None)  # stale right after a reset: no contact then
-        rec["body_contact"].append(bool(bc[e]) if bc is not None and not first else False)
-        rec["frame"].append(int(env.frame[e]))
-
+    recorder = TrajectoryRecorder(env)
     with env.playback(steps):
-        obs = env.reset_envs(all_envs, torch.zeros(n, dtype=torch.long, device=dev))
-        record(first=True)
-        with torch.no_grad():
-            for _ in range(steps):
-                actions = policy(obs)
-                obs, _, _, _ = env.step(actions.to(dev))
-                record()
-    arr = {k: np.asarray(v) for k, v in rec.items()}
-    names = tuple(env.robot_desc.joint_names)
-    feet = tuple(env.robot_desc.foot_names)
-    traj = Trajectory(dt=env.dt, root_pos=arr["root_pos"][None], root_quat=arr["root_quat"][None],
-                      root_ang_vel_body=arr["root_ang_vel_body"][None], dof_pos=arr["dof_pos"][None],
-                      dof_vel=arr["dof_vel"][None], torque=arr["torque"][None], actions=arr["actions"][None],
-                      foot_pos=arr["foot_pos"][None], foot_contact=arr["foot_contact"][None],
-                      body_contact=arr["body_contact"][None], joint_names=names, foot_names=feet)
+        run(env, steps, policy, recorder)
+    episode = slice(env_idx, env_idx + 1)
+    traj = recorder.trajectory(episode, cut_at_faults=False)
+    names = traj.joint_names
     ref = env.ref
-    at = ref.frame(torch.as_tensor(arr["frame"], dtype=torch.long, device=ref.root_pos.device))
+    at = ref.frame(torch.as_tensor(recorder.frames(episode)[0], dtype=torch.long, device=ref.root_pos.device))
     reference = Track("reference", at.root_pos.cpu().numpy(), at.root_quat.cpu().numpy(), at.dof_pos.cpu().numpy(),
                       names, ghost=True)
-    robot = Track(label, arr["root_pos"], arr["root_quat"], arr["dof_pos"], names)
+    robot = Track(label, traj.root_pos[0], traj.root_quat[0], traj.dof_pos[0], names)
     metrics = {k: v[0].item() for k, v in episode_metrics(traj, tolerances=env.success_tolerances, reference=ref).items()}
     return Rollout(robot, reference, traj, metrics)
 
@@ -394,13 +364,14 @@ def play(
 ) -> RenderInfo:
     """Roll the policy out deterministically from t = 0 and render it beside the reference ghost.
 
-    `checkpoint`: a run folder, a model_<n>.pt or a TorchScript export (imitation.evaluate.load_policy);
-    it runs with the settings imitation.evaluate would use (its run's config, or `config`; `clip`
+    `checkpoint`: a run folder, a model_<n>.pt or a TorchScript export (imitation.evaluation.policy);
+    it runs with the settings imitation.evaluation.evaluate would use (its run's config, or `config`; `clip`
     overrides the reference), without early termination, for `seconds` (default: one episode).
     """
     import torch
 
-    from .evaluate import eval_config, load_policy, make_env, policy_label
+    from .evaluate import eval_config, make_env
+    from .policy import load_policy
 
     if Path(output).suffix.lower() not in (".mp4", ".gif"):
         raise InputError(f"{output}: the video must be .mp4 or .gif")
@@ -423,6 +394,6 @@ def play(
           f"body contact {'yes' if m['body_contact'] else 'no'}, success {'yes' if m['success'] else 'no'}", flush=True)
     apex_t = float(np.argmax(ro.reference.root_pos[:, 2])) * env.dt  # still frame: the reference's apex
     render = render_tracks([ro.robot, ro.reference], output, env.dt, res=res, speed=speed, frame_png=frame_png,
-                           frame_png_time=apex_t, title=policy_label(checkpoint))
+                           frame_png_time=apex_t, title=runs.policy_label(checkpoint))
     render.extras.update(env_build_s=env_build_s, total_s=time.time() - t_start, metrics=m)
     return render

@@ -1,6 +1,6 @@
 """Evaluation metrics of a flip: recorded rollouts in, per-episode numbers and side-by-side tables out.
 
-Numpy/scipy (no genesis; success through imitation.success, batched in torch), so the same code scores the
+Numpy/scipy (no genesis; success through imitation.env.success, batched in torch), so the same code scores the
 imitation policy, the reward-only baseline and the official policies, and can be tested on scripted trajectories.
 
 Conventions (the ones of the Genesis Go2: x forward, y left, z up; quaternions w x y z):
@@ -13,7 +13,7 @@ Conventions (the ones of the Genesis Go2: x forward, y left, z up; quaternions w
   are 720) and does not depend on the rate samples lining up with the attitude samples.
 - Tilt is the angle between the body z axis and world z (0 = upright, 180 = upside down).
 
-Success (`success`, with a reference) is imitation.success's rule: the episode did what its reference does
+Success (`success`, with a reference) is imitation.env.success's rule: the episode did what its reference does
 (for a backflip: turned 360 degrees backward within the tolerance, landed upright near the reference's landing
 with four feet down, no body contact).
 """
@@ -54,7 +54,7 @@ METRIC_INFO: dict[str, tuple[str, str, str]] = {
     "energy": ("mechanical energy sum|tau qd|dt", "J", ".1f"),
 }
 
-_FLOAT_ARRAYS = ("root_pos", "root_quat", "root_ang_vel_body", "dof_pos", "dof_vel", "torque", "actions", "foot_pos")
+_FLOAT_ARRAYS = ("root_pos", "root_quat", "root_ang_vel_b", "dof_pos", "dof_vel", "torque", "actions", "foot_pos")
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Trajectory:
     """Recorded rollouts: E episodes of T control steps of length `dt`, sample k at time k * dt.
 
     Shapes (world frame unless noted):
-        root_pos (E,T,3) m; root_quat (E,T,4) w x y z; root_ang_vel_body (E,T,3) rad/s body frame;
+        root_pos (E,T,3) m; root_quat (E,T,4) w x y z; root_ang_vel_b (E,T,3) rad/s body frame;
         dof_pos, dof_vel, torque, actions (E,T,J); foot_pos (E,T,F,3) m; foot_contact (E,T,F) bool;
         body_contact (E,T) bool, any non-foot link touching the ground.
     `length` (E,) ints: episodes that ended early hold `length[e]` valid samples followed by padding
@@ -75,7 +75,7 @@ class Trajectory:
     dt: float
     root_pos: np.ndarray
     root_quat: np.ndarray
-    root_ang_vel_body: np.ndarray
+    root_ang_vel_b: np.ndarray
     dof_pos: np.ndarray
     dof_vel: np.ndarray
     torque: np.ndarray
@@ -101,7 +101,7 @@ class Trajectory:
         e, t = self.root_pos.shape[:2]
         j, nf = self.dof_pos.shape[-1], self.foot_contact.shape[-1]
         want = {
-            "root_pos": (e, t, 3), "root_quat": (e, t, 4), "root_ang_vel_body": (e, t, 3),
+            "root_pos": (e, t, 3), "root_quat": (e, t, 4), "root_ang_vel_b": (e, t, 3),
             "dof_pos": (e, t, j), "dof_vel": (e, t, j), "torque": (e, t, j), "actions": (e, t, j),
             "foot_pos": (e, t, nf, 3), "foot_contact": (e, t, nf), "body_contact": (e, t),
         }
@@ -244,7 +244,7 @@ def episode_metrics(traj: Trajectory, ref=None, tolerances: dict | None = None, 
 
     pitch_rotation_deg      net backward pitch turned from t = 0 to the final sample (deg)
     max_pitch_rotation_deg  largest backward pitch reached at any sample (deg)
-    peak_pitch_rate         largest backward body pitch rate, from root_ang_vel_body (rad/s)
+    peak_pitch_rate         largest backward body pitch rate, from root_ang_vel_b (rad/s)
     apex_height             highest base z, sub-sample parabola vertex at the top (m)
     flight_time             longest run of samples with no foot in contact, times dt (s); only runs
                             after a first touchdown count, so the drop from the spawn height is no flight
@@ -268,9 +268,9 @@ def episode_metrics(traj: Trajectory, ref=None, tolerances: dict | None = None, 
     energy                  sum over samples and joints of |torque * dof_vel| * dt (J)
 
     `ref` is a retarget.clip.Clip (or anything with the same `sample(t)`), aligned so that its t = 0
-    is the trajectory's t = 0; with it the success (imitation.success, `tolerances` overriding the config
+    is the trajectory's t = 0; with it the success (imitation.env.success, `tolerances` overriding the config
     defaults of its `success` section) and the tracking errors are added. `reference`: the env's
-    imitation.reference.Reference to judge success against instead of `ref` (the same clip on the env's clock).
+    imitation.env.reference.Reference to judge success against instead of `ref` (the same clip on the env's clock).
     """
     valid, n, dt = traj.valid, traj.length, traj.dt
     out: dict[str, np.ndarray] = {}
@@ -278,7 +278,7 @@ def episode_metrics(traj: Trajectory, ref=None, tolerances: dict | None = None, 
     pitch = cumulative_pitch(traj)
     out["pitch_rotation_deg"] = np.degrees(_last(pitch, n))
     out["max_pitch_rotation_deg"] = np.degrees(np.where(valid, pitch, -np.inf).max(axis=1))
-    out["peak_pitch_rate"] = np.where(valid, -traj.root_ang_vel_body[..., 1], -np.inf).max(axis=1)
+    out["peak_pitch_rate"] = np.where(valid, -traj.root_ang_vel_b[..., 1], -np.inf).max(axis=1)
 
     out["apex_height"] = apex(traj.root_pos[..., 2], valid)
     any_foot = traj.foot_contact.any(axis=-1) & valid
@@ -296,7 +296,7 @@ def episode_metrics(traj: Trajectory, ref=None, tolerances: dict | None = None, 
     out["body_contact"] = (traj.body_contact & valid).any(axis=1)
     out["feet_down_at_end"] = _last(traj.foot_contact, n).all(axis=-1)
     if ref is not None or reference is not None:
-        from .success import trajectory_verdicts
+        from ..env.success import trajectory_verdicts
 
         verdicts = trajectory_verdicts(traj, reference if reference is not None else ref, tolerances)
         out["success"] = verdicts["success"]

@@ -34,7 +34,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from .rotations import quat_conj, quat_mul, quat_rotate, quat_to_rotvec
+from ..utils.rotations import quat_conj, quat_mul, quat_rotate, quat_to_rotvec
 
 CRITERIA_END = ("rotation", "upright", "height", "position", "heading", "feet", "no_body_contact")
 CRITERIA_LOOP = ("no_fall", "speed", "yaw_rate")
@@ -165,7 +165,7 @@ def trajectory_verdicts(traj, ref, tolerances: dict | None = None) -> dict:
     imitation.reference.Reference)."""
     import numpy as np
 
-    from .config import defaults
+    from ..config import defaults
     from .reference import Reference
 
     tol = {**defaults()["success"], **(tolerances or {})}

@@ -3,7 +3,7 @@
     policy.pt, policy.onnx(.data)   the run's exports (TorchScript, ONNX)
     config.yaml                     the resolved training config (evaluation reads its settings)
     progress.jsonl                  the training log, every `every`-th iteration and the last, learning-curve keys only
-    eval_curve*.json                the checkpoint evaluations (imitation.sweep), if made
+    eval_curve*.json                the checkpoint evaluations (imitation sweep), if made
     provenance.json                 where the policy comes from: the reference clip and its sha256, the motion file it
                                     was made from (path in the project and sha256) and how (retargeting, refinement
                                     settings), the training config's experiment, seed, envs and budget
@@ -22,6 +22,8 @@ from retarget.errors import InputError
 from retarget.files import atomic_path, write_text_atomic
 from retarget.robot import PROJECT_ROOT
 
+from .. import runs
+
 # Keys of a progress record that the report's learning curves and speed use.
 _TOP_KEYS = ("iteration", "env_steps", "wall_time", "steps_per_s", "mean_reward", "mean_episode_length", "action_std",
              "learning_rate")
@@ -29,12 +31,8 @@ _EPISODE_PREFIXES = ("Success/", "Flip/", "Tracking/")
 
 
 def thin_progress(lines: list[str], every: int) -> list[str]:
-    records = []
-    for line in lines:
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut by a crash
-            continue
+    """Every `every`-th progress record and the last, with the learning-curve keys only (JSON lines)."""
+    records = runs.parse_progress(lines)
     keep = [r for i, r in enumerate(records) if i % every == 0 or i == len(records) - 1]
     out = []
     for r in keep:
@@ -55,8 +53,8 @@ def ship_run(run_dir, dest, *, every: int = 5) -> Path:
     """Copy a run's exports, config, thinned progress and eval curves into `dest` (created; must not exist
     or be empty, so a shipped policy is never mixed with another's files)."""
     run_dir, dest = Path(run_dir), Path(dest)
-    export = run_dir / "exported" / "policy.pt"
-    for need in (export, run_dir / "config.yaml"):
+    export, *onnx = runs.export_files(run_dir)
+    for need in (export, run_dir / runs.CONFIG):
         if not need.is_file():
             raise InputError(f"{run_dir}: no {need.relative_to(run_dir)}: not a finished run")
     if dest.exists() and any(dest.iterdir()):
@@ -64,16 +62,14 @@ def ship_run(run_dir, dest, *, every: int = 5) -> Path:
     if every < 1:
         raise InputError(f"--progress-every must be at least 1, got {every}")
     dest.mkdir(parents=True, exist_ok=True)
-    files = [export, *sorted(run_dir.glob("eval_curve*.json"))]
-    files += [p for p in (run_dir / "exported").glob("policy.onnx*")]
-    for src in files:
+    for src in (export, *runs.curve_files(run_dir), *onnx):
         with atomic_path(dest / src.name) as tmp:
             shutil.copyfile(src, tmp)
-    write_text_atomic(dest / "config.yaml", portable_config((run_dir / "config.yaml").read_text()))
-    progress = run_dir / "progress.jsonl"
+    write_text_atomic(dest / runs.CONFIG, portable_config((run_dir / runs.CONFIG).read_text()))
+    progress = run_dir / runs.PROGRESS
     if progress.is_file():
-        write_text_atomic(dest / "progress.jsonl", "\n".join(thin_progress(progress.read_text().splitlines(), every)) + "\n")
-    write_text_atomic(dest / "provenance.json", json.dumps(provenance(run_dir), indent=1) + "\n")
+        write_text_atomic(dest / runs.PROGRESS, "\n".join(thin_progress(progress.read_text().splitlines(), every)) + "\n")
+    write_text_atomic(dest / runs.PROVENANCE, json.dumps(provenance(run_dir), indent=1) + "\n")
     return dest
 
 
@@ -83,7 +79,7 @@ def provenance(run_dir) -> dict:
 
     from retarget.clip import read_clip, sha256_of
 
-    cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+    cfg = yaml.safe_load((Path(run_dir) / runs.CONFIG).read_text())
     clip_path = Path(cfg["clip"])
     out = {"clip": portable_config(f"x: {clip_path}").strip()[3:], "experiment": cfg["experiment"], "seed": cfg["seed"],
            "num_envs": cfg["env"]["num_envs"], "max_iterations": cfg["ppo"]["max_iterations"],

@@ -2,7 +2,7 @@
 
 `build_report` needs no Genesis: it takes the training progress records and evaluation results of each
 policy and writes report.md, summary.json, learning_curves.png and height_pitch.png (see
-imitation/compare.py for the folder layout), so it can be tested on synthetic inputs.
+imitation/tools/compare.py for the folder layout), so it can be tested on synthetic inputs.
 """
 
 from __future__ import annotations
@@ -53,10 +53,10 @@ class PolicyData:
     label: str
     runs: list[str]                                   # run folders (one per seed)
     progress: list[list[dict]]                        # progress.jsonl records of each run
-    nominal: list = field(default_factory=list)       # imitation.evaluate.EvalResult per run
+    nominal: list = field(default_factory=list)       # imitation.evaluation.evaluate.EvalResult per run
     randomized: list = field(default_factory=list)
     seeds: list = field(default_factory=list)
-    curves: list = field(default_factory=list)        # imitation.sweep rows per run (randomized), [] if none
+    curves: list = field(default_factory=list)        # imitation.evaluation.sweep rows per run (randomized), [] if none
 
 
 # ---------------------------------------------------------------------------- small helpers
@@ -65,21 +65,6 @@ class PolicyData:
 def _savefig(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
-
-
-def read_progress(run_dir: str | Path) -> list[dict]:
-    p = Path(run_dir) / "progress.jsonl"
-    if not p.is_file():
-        return []
-    out = []
-    for line in p.read_text().splitlines():
-        line = line.strip()
-        if line:
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by a crash
-                continue
-    return out
 
 
 def _value(record: dict, keys) -> float:
@@ -117,6 +102,23 @@ def first_reaching(records: list[dict], key, target: float) -> dict | None:
     return None
 
 
+def milestones(rows: list[dict], target: float = 0.9) -> dict:
+    """Of a run's checkpoint evaluations (imitation.evaluation.sweep rows): env steps to the first success and to
+    `target` success rate (first checkpoint reaching it), and the success rate of the last checkpoint (the end of
+    the budget)."""
+    first = next((r for r in rows if (r.get("successes") or 0) > 0), None)
+    hit = next((r for r in rows if (r.get("success_rate") or 0.0) >= target - 1e-12), None)
+    last = rows[-1] if rows else None
+    return {
+        "first_success_env_steps": None if first is None else first["env_steps"],
+        "target": target,
+        "target_env_steps": None if hit is None else hit["env_steps"],
+        "final_env_steps": None if last is None else last["env_steps"],
+        "final_success_rate": None if last is None else last.get("success_rate"),
+        "best_success_rate": max((r.get("success_rate") or 0.0 for r in rows), default=None),
+    }
+
+
 def pooled_metrics(results: list) -> dict[str, np.ndarray]:
     """Per-episode metrics of several evaluations, concatenated."""
     keys = [k for k in results[0].metrics if all(k in r.metrics for r in results)]
@@ -134,7 +136,7 @@ def reference_stats(clip) -> dict[str, float]:
 
 
 def markdown_table(summaries: dict[str, dict[str, float]]) -> str:
-    """Markdown version of imitation.metrics.format_table: a column per policy, a row per metric."""
+    """Markdown version of imitation.analysis.metrics.format_table: a column per policy, a row per metric."""
     lines = ["| metric | " + " | ".join(summaries) + " |", "|---|" + "---:|" * len(summaries)]
     for row in metric_rows(summaries):
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")  # "peak |torque|"
@@ -265,11 +267,9 @@ def _steps(v) -> str:
 
 def learning_speed(data: PolicyData) -> dict:
     """Env steps to the target success rate and to the first success, per run. From the checkpoint
-    evaluations (imitation.sweep, deterministic policy, randomized) when every run has them, else from
+    evaluations (imitation.evaluation.sweep, deterministic policy, randomized) when every run has them, else from
     the training log's success rate of the noisy policy."""
     if data.curves and all(data.curves):
-        from .sweep import milestones
-
         ms = [milestones(rows, CURVE_TARGET) for rows in data.curves]
         per_run = [None if m["target_env_steps"] is None else {"env_steps": m["target_env_steps"]} for m in ms]
         first_any = [None if m["first_success_env_steps"] is None else {"env_steps": m["first_success_env_steps"]}

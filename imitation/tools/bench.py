@@ -173,7 +173,7 @@ class PPOTimer:
     (collect seconds, update seconds), as the runner itself measures them."""
 
     def __init__(self, env, cfg: dict, update_threads: int | None = None):
-        from .train import Runner, rsl_rl_config
+        from ..rl.train import Runner, rsl_rl_config
 
         train_cfg = rsl_rl_config(cfg)
         self.runner = Runner(env, train_cfg, cfg, None, str(env.device), update_threads=update_threads)
@@ -292,11 +292,12 @@ def run(
     `clip`: the reference clip of both envs (default: the configs'; if that file is missing, the bundled
     keyframe backflip motions/backflip.yaml retargeted into a temporary file).
     `ranks` (e.g. [1, 2]): also time PPO iterations of the imitation config as one training over that many ranks
-    at each env count in total (imitation.scaling), into the report's "scaling" section; `scaling_only`: nothing
-    else (no scene is built in this process)."""
-    from . import config as config_mod
-    from .env import ImitationEnv, resolve_path
-    from .train import init_genesis
+    at each env count in total (imitation.tools.scaling), into the report's "scaling" section; `scaling_only`:
+    nothing else (no scene is built in this process)."""
+    from .. import config as config_mod
+    from ..config import resolve_path
+    from ..env.imitation_env import ImitationEnv
+    from ..sim import init_genesis
 
     torch.set_num_threads(1)  # as training: Genesis runs on one CPU thread
     configs = {**CONFIGS, **(configs or {})}
