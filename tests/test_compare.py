@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imitation.tools.compare import group_runs, iterations_for
-from imitation.analysis.report import PolicyData, build_report, verdicts
-from imitation.runs import read_progress
-from imitation.evaluation.evaluate import EvalResult
 from imitation.analysis.metrics import Trajectory, episode_metrics, summarize
+from imitation.analysis.report import PolicyData, build_report, verdicts
+from imitation.evaluation.evaluate import EvalResult
+from imitation.runs import read_progress
+from imitation.tools.compare import group_runs, iterations_for
 from retarget.clip import Clip
 from retarget.errors import InputError
 from retarget.robot import load_robot

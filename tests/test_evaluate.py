@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.nn as nn
 
+from imitation.config import defaults
+from imitation.env import success as rule
+from imitation.env.online_success import OnlineSuccess
 from imitation.evaluation.evaluate import eval_config, evaluate, write_json
 from imitation.evaluation.policy import load_policy
-from imitation.env import success as rule
-from imitation.config import defaults
-from imitation.env.online_success import OnlineSuccess
 from imitation.rl.train import train
 from retarget.errors import InputError
 

@@ -47,11 +47,11 @@ def test_record_writes_the_simulated_motion(env, hop_clip_path, tmp_path):
     env.dr = {**saved_dr, **NOMINAL_DR, "init_noise": dict(ZERO_NOISE)}
     try:
         env.reset_envs(all_envs, torch.zeros(env.num_envs, dtype=torch.long))
-        sim_z = [env.base_pos[0, 2].item()]
+        sim_z = [env.root_pos[0, 2].item()]
         sim_q = [env.dof_pos[0].clone()]
         for _ in range(30):
             env.step(torch.zeros(env.num_envs, 12))
-            sim_z.append(env.base_pos[0, 2].item())
+            sim_z.append(env.root_pos[0, 2].item())
             sim_q.append(env.dof_pos[0].clone())
     finally:
         env.dr = saved_dr

@@ -277,16 +277,16 @@ def test_stored_pd_targets_replay_the_stored_trajectory(refined, env):
     clip = read_clip(out, env.robot_desc)
     steps = clip.num_frames - 1
     n = env.num_envs
-    pos = [env.base_pos.clone()]
+    pos = [env.root_pos.clone()]
     with env.playback(steps, dr_ranges={"friction": [1.0, 1.0], "added_base_mass": [0.0, 0.0],
                                         "kp_scale": [1.0, 1.0], "kd_scale": [1.0, 1.0],
                                         "action_latency_probability": 0.0},
                       latency=False, residual_base=torch.tensor(clip.pd_target), action_scale=1.0):
         env.reset_envs(torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.long))
-        pos = [env.base_pos.clone()]
+        pos = [env.root_pos.clone()]
         for _ in range(steps):
             env.step(torch.zeros(n, 12))                          # open loop: the stored targets alone
-            pos.append(env.base_pos.clone())
+            pos.append(env.root_pos.clone())
     sim = torch.stack(pos, 1).double().numpy()                    # (n, T, 3)
     err = np.linalg.norm(sim - clip.root_pos[None], axis=-1)
     assert err.max() < 0.01, f"replay drifts {err.max():.4f} m from the stored trajectory"

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from imitation.env import rewards
 from imitation.config import load_config
+from imitation.env import rewards
 from imitation.env.rewards import TERMS, RewardSum, State
 
 from conftest import ROOT

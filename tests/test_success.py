@@ -1,5 +1,5 @@
-"""The reference-derived success (imitation/success.py) on synthetic motions, and the looping reference
-(imitation/reference.py) against an independent computation of the cycle offsets."""
+"""The reference-derived success (imitation/env/success.py) on synthetic motions, and the looping reference
+(imitation/env/reference.py) against an independent computation of the cycle offsets."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from imitation.config import defaults, load_config
 from imitation.analysis.metrics import Trajectory
+from imitation.config import defaults, load_config
 from imitation.env.reference import Reference
 from imitation.env.success import trajectory_verdicts
 from retarget.clip import Clip

@@ -10,12 +10,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from imitation.evaluation.evaluate import evaluate
 from imitation.analysis.report import PolicyData, build_report, milestones
-from imitation.tools.ship import ship_run, thin_progress
+from imitation.evaluation.evaluate import evaluate
 from imitation.evaluation.sweep import checkpoints, sweep_run
-from imitation.runs import read_curve
 from imitation.rl.train import train
+from imitation.runs import read_curve
+from imitation.tools.ship import ship_run, thin_progress
 from retarget.errors import InputError
 
 

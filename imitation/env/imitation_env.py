@@ -31,7 +31,7 @@ from retarget.clip import Clip
 from retarget.errors import InputError
 from retarget.robot import load_robot
 
-from ..config import NOMINAL_DR, ZERO_NOISE, resolve_path
+from ..config import NOMINAL_DR, TERMINATIONS_OFF, ZERO_NOISE, resolve_path
 from ..utils.quiet import filtered_stderr
 from ..utils.rotations import (quat_conj, quat_error_angle, quat_mul, quat_rotate, quat_rotate_inverse, quat_to_rot6d,
                                quat_to_rotvec)
@@ -44,9 +44,8 @@ from .stats import EpisodeStats
 
 TERMINATIONS = ("body_contact", "height", "position", "orientation")
 
-# What playback() switches and restores.
-_PLAYBACK_ATTRS = ("dr", "any_delay", "max_height_error", "max_position_error", "max_orientation_error",
-                   "body_contact", "max_episode_length", "action_scale", "_residual_base")
+# What playback() switches and restores (the terminations: attributes named as their config keys).
+_PLAYBACK_ATTRS = (*TERMINATIONS_OFF, "dr", "any_delay", "max_episode_length", "action_scale", "_residual_base")
 
 # Columns of the packed per-env state (see _allocate_buffers), in order.
 _STATE_LAYOUT = dict(root_pos=3, root_quat=4, root_lin_vel=3, root_ang_vel_b=3, root_ang_vel=3, dof_pos=12, dof_vel=12,
@@ -318,7 +317,7 @@ class ImitationEnv(VecEnv):
 
         # 2. terminations
         ref = self.ref.frame(self.frame)
-        # base pose, velocities (world and body angular), joints: the state as read (derived values follow)
+        # root pose, velocities (world and body angular), joints: the state as read (derived values follow)
         fault = ~torch.isfinite(self._state_buf[:, :_N_RAW]).all(-1) | self.rigid_solver.get_error_envs_mask().to(
             self.device)
         orientation_error = quat_error_angle(self.root_quat, ref.root_quat)
@@ -410,8 +409,8 @@ class ImitationEnv(VecEnv):
         saved_delayed = self.delayed.clone()
         all_envs = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
         try:
-            self.max_height_error = self.max_position_error = self.max_orientation_error = None
-            self.body_contact = False
+            for key, off in TERMINATIONS_OFF.items():
+                setattr(self, key, off)
             self.max_episode_length = steps + 1
             if self.dr_on and dr_ranges is not None:
                 self.dr = {**self.dr, **{k: dr_ranges[k] for k in NOMINAL_DR}, "init_noise": dict(ZERO_NOISE)}
@@ -529,9 +528,9 @@ class ImitationEnv(VecEnv):
         base mass and kp / kd only if `redraw_physics`: an env that resets without keeps the values of its previous
         episode, themselves a draw from the same ranges, so every episode still runs with randomized physics.
         The redraw is what costs: Genesis recomputes the inverse weights of the trees whose mass changes (a large
-        share of step()'s time if done at every reset, see docs/facts.md), and its setters take the envs as indices
-        (a host sync on a GPU). step() redraws on a random 1 in `physics_redraw_every` of its steps, drawn per step
-        and not per env, so the envs whose episodes end in lockstep are not left out."""
+        share of step()'s time if done at every reset: README, Speed on a CPU), and its setters take the envs as
+        indices (a host sync on a GPU). step() redraws on a random 1 in `physics_redraw_every` of its steps, drawn
+        per step and not per env, so the envs whose episodes end in lockstep are not left out."""
         dev, d = self.device, self.dr
         latency, p_latency = bool(self.cfg["env"]["action_latency"]), d["action_latency_probability"]
         if not redraw_physics:
@@ -547,7 +546,7 @@ class ImitationEnv(VecEnv):
         friction = u(d["friction"], 1)
         added_mass = u(d["added_base_mass"], 1)
         self.set_physics(idx, friction, added_mass, u(d["kp_scale"], 1), u(d["kd_scale"], 1))
-        if p_latency > 0:  # after the physics, per reset env: evaluation's random draws stay those of earlier versions
+        if p_latency > 0:  # after the physics, per reset env: the order of the draws a seeded evaluation repeats
             self.delayed[idx] = (torch.rand(k, device=dev) < p_latency) | latency
 
     def set_physics(self, idx: torch.Tensor, friction, added_mass, kp_scale, kd_scale) -> None:

@@ -1,5 +1,5 @@
 """Did an episode do what its reference does? One rule for every motion, batched in torch, used by the training
-statistics (imitation.flipstats), evaluation and checkpoint sweeps (imitation.metrics) and the report.
+statistics (imitation.env.online_success), evaluation and checkpoint sweeps (imitation.analysis.metrics) and the report.
 
 An episode is summarized as an `Outcome`: the net turn about each body axis (its final attitude relative to its
 start, plus the whole turns that the body-frame rotation accumulated step by step counts, so a backflip is -360
@@ -119,7 +119,7 @@ def outcome_of(root_pos, root_quat, foot_contact, body_contact, length, dt: floa
 
 
 def expected(ref, start: int, steps: int) -> Outcome:
-    """The reference's own Outcome over clip frames start .. start + steps (a Reference of imitation.reference;
+    """The reference's own Outcome over clip frames start .. start + steps (a Reference of imitation.env.reference;
     looping clips continue through their cycles)."""
     idx = torch.arange(start, start + steps + 1, device=ref.device)
     f = ref.frame(idx)
@@ -161,8 +161,8 @@ def judge(out: Outcome, ref: Outcome, tol: dict, loop: bool) -> dict[str, torch.
 def trajectory_verdicts(traj, ref, tolerances: dict | None = None) -> dict:
     """Verdicts (numpy (E,) bool arrays, `success` among them) of recorded episodes that start at the clip's
     t = 0, and for a looping reference their mean forward / lateral speed and yaw rate beside the reference's
-    (E,) floats: `traj` an imitation.metrics.Trajectory, `ref` the reference (a retarget.clip.Clip or an
-    imitation.reference.Reference)."""
+    (E,) floats: `traj` an imitation.analysis.metrics.Trajectory, `ref` the reference (a retarget.clip.Clip or an
+    imitation.env.reference.Reference)."""
     import numpy as np
 
     from ..config import defaults
