@@ -186,6 +186,7 @@ def cmd_pipeline(args) -> int:
        their shipped checkpoint evaluations; with --train, first train both for the same seeds and env-step
        budget (and evaluate their checkpoints) instead.
     """
+    from . import runs
     from .refine.run import cached_refinement
     from .tools.compare import compare
 
@@ -202,7 +203,7 @@ def cmd_pipeline(args) -> int:
                          jobs=args.jobs, sweep=args.sweep, sweep_every=args.sweep_every, ranks=args.ranks, **common)
     else:
         shipped = sorted(p.parent for pattern in BACKFLIP_POLICIES
-                         for p in (PROJECT_ROOT / "policies").glob(f"{pattern}/config.yaml"))
+                         for p in (PROJECT_ROOT / "policies").glob(f"{pattern}/{runs.CONFIG}"))
         if not shipped:
             raise InputError(f"{PROJECT_ROOT / 'policies'}: no shipped backflip policies ({', '.join(BACKFLIP_POLICIES)}); "
                              f"train them with: imitation pipeline --train")

@@ -1,11 +1,11 @@
-"""Learning curves during training: the reference-derived success (imitation.env.success) and tracking errors of the
-episodes that start at t = 0 (the ones an evaluation runs), batched on the env's device without host syncs.
+"""Learning curves during training: the reference-derived success (imitation.env.success) and tracking errors of
+the episodes that start at t = 0 (the ones an evaluation runs), batched on the env's device without host syncs.
 
 Each env accumulates, from its reset on, the body-frame turn step by step, the change of heading, any non-foot
 ground contact and its tracking errors; an episode that started at t = 0 and ran to its time-out is summarized
 as an imitation.env.success.Outcome and judged against the reference's own Outcome over the same span.
-Values reach rsl-rl's logger (TensorBoard, and progress.jsonl through imitation.rl.train) as `Success/...` entries
-of the env's episode log, once per rollout, with `Success/episodes` the number of episodes scored in that
+Values reach rsl-rl's logger (TensorBoard, and progress.jsonl through imitation.rl.train) as `Success/...`
+entries of the env's episode log, once per rollout, with `Success/episodes` the number of episodes scored in that
 rollout; a rollout in which none ended repeats the last values (NaN before the first one). The policy is the
 noisy training policy: the checkpoint sweeps (imitation sweep) measure the deterministic one.
 """

@@ -44,7 +44,7 @@ from retarget.errors import InputError
 from retarget.robot import PROJECT_ROOT
 
 from .. import config as config_mod
-from .. import runs
+from ..runs import CONFIG, checkpoints as run_checkpoints, read_curve, read_progress, run_folder
 from ..analysis.report import PolicyData, build_report
 from ..config import resolve_path
 from ..sim import cpu_cores
@@ -155,10 +155,10 @@ def group_runs(paths) -> dict[str, list[tuple[int, Path]]]:
     groups: dict[str, list[tuple[int, Path]]] = {}
     for p in paths:
         p = Path(p)
-        run = runs.run_folder(p)
-        cfg_file = run / runs.CONFIG
+        run = run_folder(p)
+        cfg_file = run / CONFIG
         if not cfg_file.is_file():
-            raise InputError(f"{p}: no {runs.CONFIG} in {run}: is it a run folder?")
+            raise InputError(f"{p}: no {CONFIG} in {run}: is it a run folder?")
         cfg = yaml.safe_load(cfg_file.read_text()) or {}
         label = str(cfg.get("experiment", run.parent.name))
         groups.setdefault(label, []).append((int(cfg.get("seed", 0)), p))
@@ -239,18 +239,18 @@ def compare(
         pdata = PolicyData(label=label, runs=[], progress=[], seeds=[])
         env = None
         for seed, run in members:
-            run_dir = runs.run_folder(run)
+            run_dir = run_folder(run)
             print(f"  evaluating {label} seed {seed}: {run}", flush=True)
             rnd = evaluate(run, clip=clip, episodes=episodes, randomize=True, device=device, seed=eval_seed, env=env)
             env = rnd.env
             nom = evaluate(run, clip=clip, episodes=episodes, randomize=False, device=device, seed=eval_seed, env=env)
             pdata.runs.append(_shown(run))
             pdata.seeds.append(seed)
-            pdata.progress.append(runs.read_progress(run_dir))
+            pdata.progress.append(read_progress(run_dir))
             pdata.nominal.append(nom)
             pdata.randomized.append(rnd)
-            rows = runs.read_curve(run_dir) if run.is_dir() else []
-            if not rows and sweep > 0 and run.is_dir() and runs.checkpoints(run_dir):
+            rows = read_curve(run_dir) if run.is_dir() else []
+            if not rows and sweep > 0 and run.is_dir() and run_checkpoints(run_dir):
                 print(f"  evaluating the checkpoints of {label} seed {seed} ({len(checkpoints(run_dir, sweep_every))} "
                       f"x {sweep} randomized episodes)", flush=True)
                 rows, env = sweep_run(run_dir, episodes=sweep, randomize=True, every=sweep_every, device=device,
