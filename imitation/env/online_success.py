@@ -53,8 +53,9 @@ class OnlineSuccess:
         of the squared joint error, root orientation error (rad); all (n, ...)."""
         h = rule.heading(root_quat)
         yaw = rule.wrap(h - self.prev_heading)
-        inc = torch.cat([rule.step_turn(self.prev_quat, root_quat), yaw[:, None], body_contact.to(self.acc.dtype)[:, None],
-                         joint_sq[:, None], orient_error[:, None], torch.ones_like(joint_sq)[:, None]], dim=-1)
+        inc = torch.cat([rule.step_turn(self.prev_quat, root_quat), yaw[:, None],
+                         body_contact.to(self.acc.dtype)[:, None], joint_sq[:, None], orient_error[:, None],
+                         torch.ones_like(joint_sq)[:, None]], dim=-1)
         self.acc += torch.nan_to_num(inc, nan=0.0, posinf=0.0, neginf=0.0)
         self.prev_quat.copy_(root_quat)
         self.prev_heading.copy_(h)

@@ -68,7 +68,8 @@ def ship_run(run_dir, dest, *, every: int = 5) -> Path:
     write_text_atomic(dest / runs.CONFIG, portable_config((run_dir / runs.CONFIG).read_text()))
     progress = run_dir / runs.PROGRESS
     if progress.is_file():
-        write_text_atomic(dest / runs.PROGRESS, "\n".join(thin_progress(progress.read_text().splitlines(), every)) + "\n")
+        thinned = thin_progress(progress.read_text().splitlines(), every)
+        write_text_atomic(dest / runs.PROGRESS, "\n".join(thinned) + "\n")
     write_text_atomic(dest / runs.PROVENANCE, json.dumps(provenance(run_dir), indent=1) + "\n")
     return dest
 
