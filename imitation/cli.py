@@ -11,27 +11,13 @@ from pathlib import Path
 from retarget.errors import InputError
 from retarget.robot import PROJECT_ROOT
 # The shipped backflip policies the main job compares: imitation and reward-only, every seed.
-BACKFLIP_POLICIES = ("backflip_s*", "backflip_reward_s*")
 
 
 def cmd_retarget(args) -> int:
-    from retarget.clip import write_clip
-    from retarget.importer import load_motion
-    from retarget.quality import format_report, quality_report
-    from retarget.robot import load_robot
+    from retarget.importer import retarget_file
 
-    robot = load_robot()
-    clip = load_motion(args.source, robot, source_robot=args.source_robot, fps=args.fps,
-                       method=getattr(args, "method", "joints"))
-    clip.quality = quality_report(clip, robot)
-    write_clip(clip, args.output)
-    print(format_report(clip.quality, title=f"{args.source} -> {args.output}"), end="")
-    if args.plot or args.animate:
-        from retarget.plot import animate_clip, plot_clip  # matplotlib only when asked for
-    if args.plot:
-        print(f"plot: {plot_clip(clip, robot, args.plot, title=Path(args.source).name)}")
-    if args.animate:
-        print(f"animation: {animate_clip(clip, robot, args.animate)}")
+    retarget_file(args.source, args.output, source_robot=args.source_robot, fps=args.fps,
+                  method=getattr(args, "method", "joints"), plot=args.plot, animate=args.animate)
     return 0
 
 
@@ -112,7 +98,8 @@ def cmd_compare(args) -> int:
         raise SystemExit("imitation compare: give --budget or --iterations, not both")
     compare(args.out, runs=args.runs, budget=args.budget, iterations=args.iterations, num_envs=args.num_envs,
             seeds=args.seeds, episodes=args.episodes, video=not args.no_video, device=args.device, jobs=args.jobs,
-            clip=args.clip, sweep=args.sweep, sweep_every=args.sweep_every, ranks=args.ranks)
+            clip=args.clip, sweep=args.sweep, sweep_every=args.sweep_every, ranks=args.ranks,
+            external=args.external or ())
     return 0
 
 
@@ -176,39 +163,40 @@ def cmd_refine(args) -> int:
 
 
 def cmd_pipeline(args) -> int:
-    """The main job on the bundled defaults.
-
-    1. Retarget the hand-made keyframe backflip (quality report, plot, stick figure).
-    2. Refine it into a physically exact reference (imitation refine): taken from the repository's cache
-       (motions/refined/) when that was refined from this very motion file with these settings, else refined here.
-    3. Evaluate the shipped backflip policies, imitation and reward-only (policies/, every seed), nominal and
-       under domain randomization against it and write the comparison report, with the learning speed from
-       their shipped checkpoint evaluations; with --train, first train both for the same seeds and env-step
-       budget (and evaluate their checkpoints) instead.
+    """The main job on the bundled defaults: every shipped skill's motion file retargeted (and refined where its
+    policies were trained on a refined clip: from the repository's cache when it matches), its shipped policies
+    evaluated against it, nominal and randomized, and its report written (imitation.tools.pipeline); the backflip's
+    is the comparison of imitation against reward-only. With --train: train the backflip's two policies for the
+    same seeds and env-step budget (and evaluate their checkpoints) and compare them instead.
     """
-    from . import runs
+    from .tools.pipeline import pipeline
+
+    out = Path(args.out)
+    if not args.train:
+        if args.no_index:
+            from .tools.pipeline import discover, run_skill
+
+            found = discover()
+            for name in args.skills or found:
+                run_skill(found[name], out, episodes=args.episodes, video=not args.no_video, device=args.device)
+            return 0
+        pipeline(out, skills=args.skills, jobs=args.jobs, episodes=args.episodes, video=not args.no_video,
+                 device=args.device)
+        return 0
+
     from .refine.run import cached_refinement
     from .tools.compare import compare
 
-    out = Path(args.out)
     clips = out / "clips"
     source = PROJECT_ROOT / "motions" / "backflip.yaml"
     cmd_retarget(argparse.Namespace(source=str(source), output=str(clips / "backflip.h5"), fps=50.0, source_robot=None,
                                     plot=str(clips / "backflip.png"), animate=str(clips / "backflip.gif")))
     refined = cached_refinement(source, PROJECT_ROOT / "motions" / "refined" / "backflip.h5",
                                 clips / "backflip_refined.h5", device=args.device)
-    common = dict(episodes=args.episodes, video=not args.no_video, device=args.device, clip=refined)
-    if args.train:
-        report = compare(out / "report", iterations=args.iterations, num_envs=args.num_envs, seeds=tuple(args.seeds),
-                         jobs=args.jobs, sweep=args.sweep, sweep_every=args.sweep_every, ranks=args.ranks, **common)
-    else:
-        shipped = sorted(p.parent for pattern in BACKFLIP_POLICIES
-                         for p in (PROJECT_ROOT / "policies").glob(f"{pattern}/{runs.CONFIG}"))
-        if not shipped:
-            raise InputError(f"{PROJECT_ROOT / 'policies'}: no shipped backflip policies ({', '.join(BACKFLIP_POLICIES)}); "
-                             f"train them with: imitation pipeline --train")
-        print(f"evaluating the shipped policies: {', '.join(p.name for p in shipped)}", flush=True)
-        report = compare(out / "report", runs=shipped, **common)
+    report = compare(out / "backflip", iterations=args.iterations, num_envs=args.num_envs, seeds=tuple(args.seeds),
+                     jobs=args.jobs, sweep=args.sweep, sweep_every=args.sweep_every, ranks=args.ranks,
+                     episodes=args.episodes, video=not args.no_video, device=args.device, clip=refined,
+                     title="backflip")
     print(f"report: {report}")
     return 0
 
@@ -324,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--ranks", type=int, default=1,
                    help="processes per training, each with its own scene and its share of --num-envs "
                         "(imitation train --ranks; default 1)")
+    c.add_argument("--external", nargs="+", default=None, metavar="POLICY",
+                   help="policy files from elsewhere (TorchScript, e.g. the official Genesis single.pt), evaluated "
+                        "the same way: one more column each")
     c.add_argument("--device", default="cpu", help="cpu or cuda")
     c.set_defaults(func=cmd_compare)
 
@@ -381,7 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "about 30 min per run on one CPU core)")
     pl.add_argument("--num-envs", type=int, default=256, help="with --train: training envs (default 256)")
     pl.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="with --train: seeds (default 1 2 3)")
-    pl.add_argument("--jobs", type=int, default=2, help="with --train: trainings at the same time (default 2)")
+    pl.add_argument("--skills", nargs="+", default=None, metavar="SKILL",
+                    help="shipped skills to evaluate (default: all of policies/)")
+    pl.add_argument("--jobs", type=int, default=2,
+                    help="skills evaluated at the same time, or with --train trainings at the same time (default 2)")
+    pl.add_argument("--no-index", action="store_true", help=argparse.SUPPRESS)  # one skill of a parallel run
     pl.add_argument("--ranks", type=int, default=1,
                     help="with --train: processes per training, sharing its --num-envs (default 1; jobs x ranks "
                          "processes share the cores)")

@@ -286,6 +286,9 @@ SCHEMA = Section(
         end_heading_deg=Num(45.0),              # heading change vs the reference's
         speed_m_s=Num(0.25),                    # loops: mean forward / lateral speed vs the reference's
         yaw_rate_deg_s=Num(20.0),               # loops: mean yaw rate vs the reference's
+        # a foot is down at the end when it touched the ground within this time before the end: the contacts
+        # of a standing robot's feet flicker from step to step
+        feet_down_s=Num(0.1),
     ),
     refine=Section(                             # physics refinement (imitation refine): see imitation/refine/
         knot_dt=Num(0.1),                       # s between the time knots of the PD-target offsets

@@ -167,10 +167,18 @@ class Clip:
         return {k: v.reshape(*t.shape, *v.shape[1:]) for k, v in out.items()}
 
     def resample(self, fps: float) -> "Clip":
-        """The same motion at another frame rate (the env resamples to its control rate once)."""
+        """The same motion at another frame rate (the env resamples to its control rate once).
+
+        A wrapping clip keeps one whole cycle: its frames span exactly [0, duration], the cycle stretched or
+        squeezed (by less than half a frame) to a whole number of frames, so that the last frame is still the
+        cycle's end and the cycle offsets (displacement, heading change) stay those of the source."""
         n = int(round(self.duration * fps)) + 1
         check_frame_count(n, f"resampling to {fps:g} fps")
-        s = self.sample(np.arange(n) / fps)
+        if self.loop_mode == "wrap":
+            n = max(n, 2)
+            s = self.sample(np.linspace(0.0, self.duration, n))
+        else:
+            s = self.sample(np.arange(n) / fps)
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
         if np.isclose(fps, self.fps) and n == self.num_frames:
             return Clip(**kw)  # the same frames: keep the stored velocities (a recording's are the simulator's)

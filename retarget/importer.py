@@ -104,6 +104,28 @@ def load_motion(path: str | Path, robot: Robot | None = None, source_robot: str 
     return retarget(src, mapping, robot, fps=fps, settings=opts, assumed_source=assumed)
 
 
+def retarget_file(source: str | Path, output: str | Path, robot: Robot | None = None, *,
+                  source_robot: str | Path | None = None, fps: float | None = None, method: str = "joints",
+                  plot: str | Path | None = None, animate: str | Path | None = None, title: str | None = None) -> Clip:
+    """Stage 1 for one file: `source` retargeted (load_motion), its quality report attached, written to `output`
+    (HDF5); optionally a plot and a stick-figure animation. Prints the quality report."""
+    from .clip import write_clip
+    from .quality import format_report, quality_report
+
+    robot = robot or load_robot()
+    clip = load_motion(source, robot, source_robot=source_robot, fps=fps, method=method)
+    clip.quality = quality_report(clip, robot)
+    write_clip(clip, output)
+    print(format_report(clip.quality, title=title or f"{source} -> {output}"), end="")
+    if plot or animate:
+        from .plot import animate_clip, plot_clip  # matplotlib only when asked for
+    if plot:
+        print(f"plot: {plot_clip(clip, robot, plot, title=Path(source).name)}")
+    if animate:
+        print(f"animation: {animate_clip(clip, robot, animate)}")
+    return clip
+
+
 def retarget(src: SourceMotion, mapping: SourceMapping, robot: Robot, fps: float | None = None,
              settings: ImportSettings | None = None, assumed_source: bool = False) -> Clip:
     """SourceMotion + mapping -> clip for `robot` (the steps in the module docstring)."""

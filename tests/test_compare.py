@@ -156,8 +156,36 @@ def test_budget_and_run_grouping(tmp_path):
         runs.append(tmp_path / name)
     groups = group_runs(runs)
     assert list(groups) == ["imitation_backflip", "reward_backflip"] and len(groups["imitation_backflip"]) == 2
-    with pytest.raises(InputError, match="exactly two experiments"):
-        group_runs(runs[:1])
+    assert list(group_runs(runs[:1])) == ["imitation_backflip"]      # one experiment: that policy's own report
+    with pytest.raises(InputError, match="no runs given"):
+        group_runs([])
+
+
+def test_report_of_one_policy_and_of_three(tmp_path, robot, flip_clip):
+    """A skill's own report (one policy: no verdicts, its success and learning speed in plain lines), and a
+    comparison with an external policy as a third column (no training log)."""
+    ra = _write_progress(tmp_path / "runs" / "a", success_at=8)
+    imitation = PolicyData("imitation", [str(ra)], [read_progress(ra)], seeds=[1],
+                           nominal=[_result(robot, flip_clip, 362, 0.76, episodes=8)],
+                           randomized=[_result(robot, flip_clip, 120, 0.76, episodes=8, seed=1)])
+    text = build_report(tmp_path / "one", [imitation], flip_clip, title="backflip").read_text()
+    assert text.startswith("# Backflip: imitation\n")
+    assert "- **Success rate, nominal**: 100% [95% CI 68-100%]." in text       # Wilson interval of 8/8
+    assert "- **Success rate, randomized**: 0% [95% CI 0-32%]." in text
+    assert "49k env steps" in text and "Who won" not in text and "| metric | imitation |" in text
+    rb = _write_progress(tmp_path / "runs" / "b", success_at=15)
+    reward = PolicyData("reward-only", [str(rb)], [read_progress(rb)], seeds=[1],
+                        nominal=[_result(robot, flip_clip, 120, 0.95)], randomized=[_result(robot, flip_clip, 100, 0.9)])
+    external = PolicyData("external single", ["single.pt"], [[]], seeds=[0],
+                          nominal=[_result(robot, flip_clip, 355, 0.8)], randomized=[_result(robot, flip_clip, 340, 0.8)],
+                          curves=[[]])
+    out = tmp_path / "three"
+    text = build_report(out, [imitation, reward, external], flip_clip).read_text()
+    assert "| metric | imitation | reward-only | external single |" in text
+    assert "Values are given as imitation vs reward-only (external single: in the tables below)." in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["summaries"]["nominal"]["external single"]["success_rate"] == 1.0
+    assert summary["learning_speed"]["external single"]["median_env_steps"] is None
 
 
 @pytest.mark.genesis

@@ -112,12 +112,11 @@ def test_online_success_agrees_with_the_offline_rule():
     for k in range(1, steps + 1):
         q = _pitch(torch.full((n,), -2 * math.pi * k / steps))
         quats.append(q)
-        online.step(q, contact, torch.full((n,), 0.04), torch.full((n,), 0.1))
+        online.step(q, contact, torch.ones(n, 4, dtype=torch.bool), torch.full((n,), 0.04), torch.full((n,), 0.1))
     out = online.emit()
     assert math.isnan(float(out["Success/success_rate"])) and float(out["Success/episodes"]) == 0
-    feet = torch.ones(n, 4, dtype=torch.bool)
     time_out = torch.tensor([True, True, False, True])
-    online.end(torch.ones(n, dtype=torch.bool), time_out, start_pos, quats[-1], feet)
+    online.end(torch.ones(n, dtype=torch.bool), time_out, start_pos, quats[-1])
     out = online.emit()
     assert float(out["Success/episodes"]) == 3                                   # envs 0-2
     assert float(out["Success/success_rate"]) == pytest.approx(1 / 3)           # env 1 touched, env 2 cut short

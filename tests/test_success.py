@@ -95,8 +95,26 @@ def test_body_contact_and_feet_in_the_air_fail():
     body[0, 40] = True
     assert not verdict(ref, [motion(dx=0.5)], body=body)["success"][0]
     feet = np.ones((1, N, 4), bool)
-    feet[0, -1, 2] = False
+    feet[0, -5:, 2] = False                                       # a foot in the air for the last 0.1 s
     assert not verdict(ref, [motion(dx=0.5)], contact=feet)["success"][0]
+
+
+def test_a_standing_robots_flickering_foot_contact_is_a_foot_down():
+    """Feet on the ground whose contact force drops below the threshold on single steps (as a standing robot's
+    do) are down; a foot lifted for the whole window (0.1 s) is not; the same in the per-episode metric."""
+    from imitation.analysis.metrics import episode_metrics
+
+    ref = motion(dx=0.5)
+    feet = np.ones((3, N, 4), bool)
+    feet[0, -1, 1] = feet[0, -3, 2] = False                       # flicker on single steps
+    feet[1, -4:, 0] = False                                       # in the air for 4 steps, down at the 5th from last
+    feet[2, -5:, 3] = False                                       # in the air for the whole window
+    v = verdict(ref, [motion(dx=0.5)] * 3, contact=feet)
+    assert v["feet"].tolist() == [True, True, False] and v["success"].tolist() == [True, True, False]
+    pos, rpy = motion(dx=0.5)
+    m = episode_metrics(traj_of(np.stack([pos] * 3), np.stack([rpy] * 3), contact=feet))
+    assert m["feet_down_at_end"].tolist() == [True, True, False]
+    assert not verdict(ref, [motion(dx=0.5)] * 3, {**TOL, "feet_down_s": 0.02}, contact=feet)["feet"][0]
 
 
 def old_flip_rule(pitch_turn_deg, final_tilt_deg, final_height, feet_down, body_contact):
@@ -119,7 +137,7 @@ def test_the_flip_rule_is_the_reference_rule_with_the_backflip_tolerances():
         pos[:, 2] = ramp(0.3, height[i], N, 0.6, 0.8)
         episodes.append((pos, rpy))
     feet = np.ones((e, N, 4), bool)
-    feet[rng.random(e) < 0.1, -1, 0] = False
+    feet[rng.random(e) < 0.1, -5:, 0] = False                      # a foot in the air for the last 0.1 s
     body = np.zeros((e, N), bool)
     body[rng.random(e) < 0.1, 30] = True
     ref_pos, ref_rpy = motion(dx=-0.6, pitch=-360)

@@ -251,7 +251,7 @@ def episode_metrics(traj: Trajectory, ref=None, tolerances: dict | None = None, 
     final_tilt_deg          landing attitude error: body z vs world z at the final sample (deg)
     final_height            base z at the final sample (m)
     body_contact            any non-foot ground contact during the episode
-    feet_down_at_end        all feet in contact at the final sample
+    feet_down_at_end        every foot in contact at some sample within the success tolerance feet_down_s of the end
     success                 see the module docstring
     with `ref`, means over the valid samples:
     joint_rmse              sqrt(mean over samples and joints of (q - q_ref)^2) (rad)
@@ -294,7 +294,13 @@ def episode_metrics(traj: Trajectory, ref=None, tolerances: dict | None = None, 
     out["final_tilt_deg"] = np.degrees(tilt(_last(quat, n)))
     out["final_height"] = _last(traj.root_pos[..., 2], n)
     out["body_contact"] = (traj.body_contact & valid).any(axis=1)
-    out["feet_down_at_end"] = _last(traj.foot_contact, n).all(axis=-1)
+    # A foot is down at the end if it touched the ground within the success rule's window before the end.
+    from ..config import defaults
+
+    window = max(1, int(round({**defaults()["success"], **(tolerances or {})}["feet_down_s"] / dt)))
+    steps = np.arange(traj.num_steps)[None, :]
+    recent = valid & (steps > (n - 1 - window)[:, None])
+    out["feet_down_at_end"] = (traj.foot_contact & recent[..., None]).any(axis=1).all(axis=-1)
     if ref is not None or reference is not None:
         from ..env.success import trajectory_verdicts
 

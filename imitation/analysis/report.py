@@ -437,20 +437,38 @@ def plot_height_pitch(policies: list[PolicyData], clip, path: Path) -> Path | No
 # ---------------------------------------------------------------------------- the report
 
 
+def _single_headline(summaries: dict[str, dict], speed: dict) -> list[str]:
+    """One policy: its success rates and learning speed in plain lines."""
+    out = []
+    for cond in ("nominal", "randomized"):
+        for label, sm in summaries.get(cond, {}).items():
+            v = _stat(sm, "success")
+            if math.isfinite(v):
+                ci = (f" [95% CI {100 * sm['success_ci_low']:.0f}-{100 * sm['success_ci_high']:.0f}%]"
+                      if "success_ci_low" in sm else "")
+                out.append(f"- **Success rate, {cond}**: {100 * v:.0f}%{ci}.")
+    steps = speed.get("median_env_steps")
+    out.append(f"- **Learning speed**: " + (f"{speed_target(speed)} after {_steps(steps)} env steps (median over "
+                                           f"seeds)." if steps else f"never reached {speed_target(speed)}."))
+    return out
+
+
 def build_report(out: str | Path, policies: list[PolicyData], clip=None, *, video: str | Path | None = None,
-                 notes: list[str] | None = None, settings: dict | None = None) -> Path:
+                 notes: list[str] | None = None, settings: dict | None = None, title: str | None = None) -> Path:
     """Write report.md, summary.json and the figures into `out`; returns the report's path.
 
-    `policies`: two PolicyData (the first two are compared in the verdicts). `clip`: the reference
-    (retarget.clip.Clip) for the reference curves and the rotation / height targets. `video`: a video
-    already written into `out`, linked from the report.
+    `policies`: one PolicyData (a skill's report) or more (the first two are compared in the verdicts, any
+    others get their columns in the tables). `clip`: the reference (retarget.clip.Clip) for the reference
+    curves and the rotation / height targets. `video`: a video already written into `out`, linked from the
+    report. `title`: the motion's name (default: the clip's).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if len(policies) < 2:
-        raise ValueError("a comparison needs two policies")
+    if not policies:
+        raise ValueError("a report needs at least one policy")
     labels = [p.label for p in policies]
     ref = reference_stats(clip) if clip is not None else None
+    title = title or (getattr(clip, "name", None) or "motion")
 
     tables, summaries = {}, {}
     for cond in ("nominal", "randomized"):
@@ -460,20 +478,25 @@ def build_report(out: str | Path, policies: list[PolicyData], clip=None, *, vide
             tables[cond] = markdown_table(ss)
     speed = {p.label: learning_speed(p) for p in policies}
     lines_v = []
-    for cond, ss in summaries.items():
-        lines_v += verdicts(ss, ref, speed if cond == "nominal" else None, condition=cond)
-    if not summaries:
-        lines_v += verdicts({p.label: {} for p in policies}, ref, speed)
+    if len(policies) >= 2:
+        for cond, ss in summaries.items():
+            lines_v += verdicts(ss, ref, speed if cond == "nominal" else None, condition=cond)
+        if not summaries:
+            lines_v += verdicts({p.label: {} for p in policies}, ref, speed)
 
     fig_curves = plot_learning_curves(policies, out / "learning_curves.png")
     fig_sweep = plot_success_curves(policies, out / "success_curve.png")
     fig_hp = plot_height_pitch(policies, clip, out / "height_pitch.png")
 
-    md = [f"# Backflip: {labels[0]} vs {labels[1]}", ""]
-    md += _headline(lines_v, labels) + [""]
-    md += ["## Who won on what", "", f"Values are given as {labels[0]} vs {labels[1]}.", ""]
-    md += _verdict_table(lines_v) or ["no evaluation results"]
-    md += [""]
+    md = [f"# {title[:1].upper() + title[1:]}: {' vs '.join(labels)}", ""]
+    if len(policies) >= 2:
+        md += _headline(lines_v, labels) + [""]
+        md += ["## Who won on what", "", f"Values are given as {labels[0]} vs {labels[1]}"
+               + (f" ({', '.join(labels[2:])}: in the tables below)" if len(labels) > 2 else "") + ".", ""]
+        md += _verdict_table(lines_v) or ["no evaluation results"]
+        md += [""]
+    else:
+        md += _single_headline(summaries, speed[labels[0]]) + [""]
     if notes:
         md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     for cond, table in tables.items():
@@ -484,8 +507,10 @@ def build_report(out: str | Path, policies: list[PolicyData], clip=None, *, vide
                f"Deterministic policies, every episode from t = 0, early termination off; {what}. "
                f"Episodes pooled over seeds: " + ", ".join(f"{k} {v}" for k, v in eps.items()) + ".", "", table, ""]
     if ref is not None:
-        md += [f"Reference clip: {ref['pitch_rotation_deg']:.0f}° backward pitch, apex base height "
-               f"{ref['apex_height']:.2f} m.", ""]
+        turn = (f"{ref['pitch_rotation_deg']:.0f}° backward pitch, " if abs(ref["pitch_rotation_deg"]) >= 90 else "")
+        md += [f"Reference clip: {turn}apex base height {ref['apex_height']:.2f} m"
+               + (", a looping clip (episodes run through many cycles)" if getattr(clip, "loop_mode", "none") == "wrap"
+                  else "") + ".", ""]
 
     # Per-seed success
     if summaries:
@@ -550,8 +575,10 @@ def build_report(out: str | Path, policies: list[PolicyData], clip=None, *, vide
         md += ["Base height and pitch of the nominal evaluation against the reference:", "",
                f"![height and pitch]({fig_hp.name})", ""]
     if video:
-        md += [f"Video: [{Path(video).name}]({Path(video).name}) — {labels[0]}, the reference (translucent ghost) "
-               f"and {labels[1]}, first nominal episode of the first seed.", ""]
+        shown = f"{labels[0]}, the reference (translucent ghost) and {labels[1]}" if len(labels) >= 2 else (
+            f"{labels[0]} beside the reference (translucent ghost)")
+        md += [f"Video: [{Path(video).name}]({Path(video).name}) — {shown}, first nominal episode of the first seed.",
+               ""]
         still = Path(out / "compare_frame.png")
         if still.is_file():
             md += [f"![video frame at the reference's apex]({still.name})", ""]

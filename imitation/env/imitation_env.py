@@ -37,7 +37,7 @@ from ..utils.rotations import (quat_conj, quat_error_angle, quat_mul, quat_rotat
                                quat_to_rotvec)
 from . import success
 from .online_success import OnlineSuccess
-from .reference import Reference
+from .reference import Reference, episode_length_s
 from .rewards import RewardSum, State
 from .start_sampler import StartSampler
 from .stats import EpisodeStats
@@ -91,9 +91,7 @@ class ImitationEnv(VecEnv):
             clip = resolve_path(clip)
         self.ref = Reference(clip, self.robot_desc, self.dt, self.device)
         ecfg = self.cfg["env"]
-        # Time-out: the config's, else the clip's end, or for a looping clip the loop's default episode length.
-        self.episode_length_s = float(ecfg["episode_length_s"] or (ecfg["loop_episode_length_s"] if self.ref.loop
-                                                                   else self.ref.duration))
+        self.episode_length_s = episode_length_s(ecfg, self.ref)
         self.max_episode_length = max(1, int(round(self.episode_length_s / self.dt)))  # clip frame of the time-out
         # RSI: anywhere before the time-out (a loop: in any of its cycles), uniformly or by recent failures
         span = self.max_episode_length if self.ref.loop else min(self.ref.last, self.max_episode_length)
@@ -638,8 +636,9 @@ class ImitationEnv(VecEnv):
         )
         errors.masked_fill_(fault[:, None], 0.0)  # (not a product with 0: NaN * 0 is NaN)
         self.stats.add_step(errors.sum(0) / (self.num_envs - n_fault).clamp(min=1))  # mean over the envs without faults
-        self.online_success.step(self.root_quat, self.body_contact_now, torch.square(errors[:, 0]), errors[:, 2])
-        self.online_success.end(dones, time_out, self.root_pos, self.root_quat, self.foot_contact)
+        self.online_success.step(self.root_quat, self.body_contact_now, self.foot_contact, torch.square(errors[:, 0]),
+                                 errors[:, 2])
+        self.online_success.end(dones, time_out, self.root_pos, self.root_quat)
         window = self.stats.tick()
         if window is not None:
             window.update(self.online_success.emit())

@@ -33,6 +33,9 @@ class OnlineSuccess:
         # per env: turn about the body axes (3), heading change, body-contact steps, sum of mean squared joint
         # error, sum of orientation error, steps
         self.acc = z(8)
+        # per env and foot: control steps since its last ground contact
+        self.feet_steps = rule.feet_window(tolerances, dt)
+        self.since_contact = torch.zeros(num_envs, 4, dtype=torch.long, device=device)
         self.stats = EpisodeStats(names=list(NAMES), counters=["Success/episodes"], steps=[], device=device, interval=1)
         self.stats.last.fill_(float("nan"))
 
@@ -46,11 +49,13 @@ class OnlineSuccess:
         torch.where(m, root_quat, self.prev_quat, out=self.prev_quat)
         torch.where(mask, rule.heading(root_quat), self.prev_heading, out=self.prev_heading)
         self.acc.masked_fill_(m, 0.0)
+        self.since_contact.masked_fill_(m, 0)
 
-    def step(self, root_quat: torch.Tensor, body_contact: torch.Tensor, joint_sq: torch.Tensor,
-             orient_error: torch.Tensor) -> None:
-        """Accumulate one control step: attitude after the step, any non-foot contact (bool), mean over joints
-        of the squared joint error, root orientation error (rad); all (n, ...)."""
+    def step(self, root_quat: torch.Tensor, body_contact: torch.Tensor, foot_contact: torch.Tensor,
+             joint_sq: torch.Tensor, orient_error: torch.Tensor) -> None:
+        """Accumulate one control step: attitude after the step, any non-foot contact (bool), foot contacts
+        (n, 4) bool, mean over joints of the squared joint error, root orientation error (rad); all (n, ...)."""
+        self.since_contact.add_(1).masked_fill_(foot_contact, 0)
         h = rule.heading(root_quat)
         yaw = rule.wrap(h - self.prev_heading)
         inc = torch.cat([rule.step_turn(self.prev_quat, root_quat), yaw[:, None],
@@ -60,14 +65,14 @@ class OnlineSuccess:
         self.prev_quat.copy_(root_quat)
         self.prev_heading.copy_(h)
 
-    def end(self, dones: torch.Tensor, time_out: torch.Tensor, root_pos: torch.Tensor, root_quat: torch.Tensor,
-            feet_down: torch.Tensor) -> None:
+    def end(self, dones: torch.Tensor, time_out: torch.Tensor, root_pos: torch.Tensor, root_quat: torch.Tensor) -> None:
         """Score the episodes ending now (`dones`), from the final state, before the envs are reset."""
         ended = dones & self.from_zero
         if ended.device.type == "cpu" and not bool(ended.any()):  # most steps on CPU, where the test is free
             return
         turn, yaw, contact, joint_sq, orient, steps = self.acc.split([3, 1, 1, 1, 1, 1], dim=-1)
         steps = steps[:, 0].clamp(min=1.0)
+        feet_down = self.since_contact < self.feet_steps
         out = rule.summarize(self.start_pos, self.start_quat, root_pos, root_quat, turn, yaw[:, 0], feet_down,
                              contact[:, 0] > 0, steps * self.dt)
         success = rule.judge(out, self.expected, self.tol, self.loop)["success"] & time_out

@@ -39,6 +39,11 @@ class RefFrame:
     foot_contact: torch.Tensor  # (n, 4) bool
 
 
+def episode_length_s(env_cfg: dict, ref: "Reference") -> float:
+    """An episode's time-out (s): the config's, else the clip's end, or for a looping clip the loop's default."""
+    return float(env_cfg["episode_length_s"] or (env_cfg["loop_episode_length_s"] if ref.loop else ref.duration))
+
+
 class Reference:
     def __init__(self, clip: Clip | str | Path, robot, dt: float, device: torch.device | str):
         if not isinstance(clip, Clip):

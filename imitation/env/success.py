@@ -102,8 +102,14 @@ def summarize(start_pos, start_quat, final_pos, final_quat, turn, world_yaw, fee
     )
 
 
-def outcome_of(root_pos, root_quat, foot_contact, body_contact, length, dt: float) -> Outcome:
-    """The Outcome of recorded episodes: (E, T, ...) samples of which the first `length` (E,) are valid."""
+def feet_window(tolerances: dict, dt: float) -> int:
+    """Control steps before the end in which a foot's ground contact counts as the foot being down."""
+    return max(1, int(round(tolerances["feet_down_s"] / dt)))
+
+
+def outcome_of(root_pos, root_quat, foot_contact, body_contact, length, dt: float, feet_steps: int = 1) -> Outcome:
+    """The Outcome of recorded episodes: (E, T, ...) samples of which the first `length` (E,) are valid; a foot is
+    down at the end if in contact in any of the last `feet_steps` valid samples."""
     e, t = root_pos.shape[:2]
     dev = root_pos.device
     valid = torch.arange(t, device=dev)[None, :] < length[:, None]
@@ -112,9 +118,12 @@ def outcome_of(root_pos, root_quat, foot_contact, body_contact, length, dt: floa
     yaw = wrap(heading(root_quat[:, 1:]) - heading(root_quat[:, :-1])) * steps
     last = (length - 1).clamp(min=0)
     rows = torch.arange(e, device=dev)
+    t_idx = torch.arange(t, device=dev)[None, :]
+    recent = valid & (t_idx > (last - feet_steps)[:, None])                     # (E, T): the last feet_steps samples
+    feet_down = (foot_contact & recent[..., None]).any(1)
     return summarize(
         root_pos[:, 0], root_quat[:, 0], root_pos[rows, last], root_quat[rows, last], turns.sum(1), yaw.sum(1),
-        foot_contact[rows, last], (body_contact & valid).any(1), last.to(root_pos.dtype) * dt,
+        feet_down, (body_contact & valid).any(1), last.to(root_pos.dtype) * dt,
     )
 
 
@@ -175,7 +184,7 @@ def trajectory_verdicts(traj, ref, tolerances: dict | None = None) -> dict:
     quat = t(np.where(traj.valid[..., None], traj.root_quat, [1.0, 0.0, 0.0, 0.0]))
     quat = quat / torch.linalg.vector_norm(quat, dim=-1, keepdim=True)
     out = outcome_of(t(traj.root_pos), quat, t(traj.foot_contact, torch.bool), t(traj.body_contact, torch.bool),
-                     t(traj.length, torch.long), traj.dt)
+                     t(traj.length, torch.long), traj.dt, feet_window(tol, traj.dt))
     exp = expected(ref, 0, traj.num_steps - 1).to("cpu", torch.float64)
     verdicts = judge(out, exp, tol, loop=getattr(ref, "loop", False))
     result = {k: v.numpy() for k, v in verdicts.items()}

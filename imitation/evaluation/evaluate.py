@@ -34,6 +34,7 @@ from retarget.robot import PROJECT_ROOT
 from .. import config as config_mod
 from ..analysis.metrics import Trajectory, episode_metrics, format_table, summarize
 from ..config import NOMINAL_DR, TERMINATIONS_OFF, ZERO_NOISE, resolve_path
+from ..env.reference import episode_length_s
 from ..env.rollout import rollout
 from .policy import load_policy
 
@@ -138,7 +139,7 @@ def _check_env(env, cfg: dict, randomize: bool) -> None:
     for k in want:
         if k not in skip and have.get(k) != want[k]:
             diffs.append(f"{k} {have.get(k)!r} (env) vs {want[k]!r}")
-    want_len = cfg["env"]["episode_length_s"] or env.ref.duration
+    want_len = episode_length_s(cfg["env"], env.ref)
     if not math.isclose(env.episode_length_s, want_len, abs_tol=1e-9):
         diffs.append(f"env.episode_length_s {env.episode_length_s:g} (env) vs {want_len:g}")
     if resolve_path(env.cfg["robot"]).resolve() != resolve_path(cfg["robot"]).resolve():

@@ -80,9 +80,22 @@ def track_from_trajectory(traj, episode: int = 0, label: str = "policy", joint_n
 
 
 def track_from_clip(clip, times: np.ndarray, label: str = "reference", ghost: bool = True, **kw) -> Track:
-    """A retarget.clip.Clip sampled at `times` (held at its last frame past its end)."""
-    s = clip.sample(np.asarray(times, float))
-    return Track(label, s["root_pos"], s["root_quat"], s["dof_pos"], clip.joint_names, ghost=ghost, **kw)
+    """A retarget.clip.Clip sampled at `times` (held at its last frame past its end). A looping clip is
+    sampled as the env's reference plays it, at the control frames nearest to `times`: cycle after cycle,
+    each placed by the clip's cycle offsets."""
+    times = np.asarray(times, float)
+    if clip.loop_mode != "wrap" or len(times) < 2:
+        s = clip.sample(times)
+        return Track(label, s["root_pos"], s["root_quat"], s["dof_pos"], clip.joint_names, ghost=ghost, **kw)
+    import torch
+
+    from ..env.reference import Reference
+
+    dt = float(times[1] - times[0])
+    ref = Reference(clip, None, dt, "cpu")
+    f = ref.frame(torch.as_tensor(np.rint(times / dt), dtype=torch.long))
+    return Track(label, f.root_pos.numpy().astype(float), f.root_quat.numpy().astype(float),
+                 f.dof_pos.numpy().astype(float), clip.joint_names, ghost=ghost, **kw)
 
 
 # ---------------------------------------------------------------------------- layout and camera

@@ -49,6 +49,8 @@ from ..analysis.report import PolicyData, build_report
 from ..config import resolve_path
 from ..sim import cpu_cores
 
+LOOP_VIDEO_S = 4.0  # seconds of video for a looping clip
+
 DEFAULT_CONFIGS = {
     "imitation": PROJECT_ROOT / "configs" / "imitation_backflip_refined_jointbase.yaml",
     "reward-only": PROJECT_ROOT / "configs" / "reward_backflip.yaml",
@@ -149,7 +151,8 @@ def train_runs(out: Path, configs: dict[str, Path], seeds, *, budget=None, itera
 
 
 def group_runs(paths) -> dict[str, list[tuple[int, Path]]]:
-    """Existing runs grouped by their config's experiment name, in order of first appearance."""
+    """Existing runs grouped by their config's experiment name, in order of first appearance (one group: a
+    report of that policy alone; two: the comparison)."""
     import yaml
 
     groups: dict[str, list[tuple[int, Path]]] = {}
@@ -162,9 +165,8 @@ def group_runs(paths) -> dict[str, list[tuple[int, Path]]]:
         cfg = yaml.safe_load(cfg_file.read_text()) or {}
         label = str(cfg.get("experiment", run.parent.name))
         groups.setdefault(label, []).append((int(cfg.get("seed", 0)), p))
-    if len(groups) != 2:
-        raise InputError(f"--runs needs runs of exactly two experiments, got {sorted(groups) or 'none'} "
-                         f"(runs are grouped by the `experiment` of their config.yaml)")
+    if not groups:
+        raise InputError("--runs: no runs given")
     return groups
 
 
@@ -187,12 +189,19 @@ def compare(
     sweep: int = 0,
     sweep_every: int | None = None,
     ranks: int = 1,
+    external=(),
+    title: str | None = None,
+    labels: dict[str, str] | None = None,
 ) -> Path:
     """The whole job: train (or take `runs`), evaluate, report. Returns the report's path.
 
     Learning speed under randomization: a run's eval_curve.json (imitation sweep) is read when it has one;
     with `sweep` > 0, runs without one get their checkpoints evaluated (`sweep` episodes each, one per
-    `sweep_every` iterations) and the file written."""
+    `sweep_every` iterations) and the file written.
+
+    `external`: policy files from elsewhere (e.g. the official Genesis `single.pt`), evaluated the same way and
+    shown as further columns (no learning curves: there is no training log). `labels` renames groups (experiment
+    name -> label); `title`: the motion's name in the report (default: the clip's)."""
     from ..evaluation.sweep import checkpoints, sweep_run
 
     from retarget.clip import read_clip
@@ -260,6 +269,18 @@ def compare(
             if not pdata.progress[-1]:
                 notes.append(f"{run}: no progress.jsonl: no learning curve for this run")
         policies.append(pdata)
+    for path in external:
+        path = Path(path)
+        print(f"  evaluating the external policy {path}", flush=True)
+        rnd = evaluate(path, clip=clip, episodes=episodes, randomize=True, device=device, seed=eval_seed)
+        nom = evaluate(path, clip=clip, episodes=episodes, randomize=False, device=device, seed=eval_seed, env=rnd.env)
+        policies.append(PolicyData(label=f"external {path.stem}", runs=[_shown(path)], progress=[[]], seeds=[0],
+                                   nominal=[nom], randomized=[rnd], curves=[[]]))
+        notes.append(f"external {path.stem}: {_shown(path)}, a TorchScript policy run with the settings of the Genesis "
+                     f"backflip example (imitation eval's defaults for a policy without a config); no training log")
+    if labels:
+        for p in policies:
+            p.label = labels.get(p.label, p.label)
     settings["evaluation_wall_s"] = round(time.time() - t0, 1)
     if len(clip_paths) > 1:
         notes.append(f"the policies were evaluated against different clips: {sorted(clip_paths)}")
@@ -270,21 +291,22 @@ def compare(
     if video:
         from ..evaluation.render import render_tracks, track_from_clip, track_from_trajectory
 
-        a, b = policies[0], policies[1]
-        ta = track_from_trajectory(a.nominal[0].trajectory, 0, label=a.label)
-        tb = track_from_trajectory(b.nominal[0].trajectory, 0, label=b.label)
-        dt = a.nominal[0].trajectory.dt
-        n = max(len(ta), len(tb))
+        # The first policy, the reference ghost and the second policy (if any), side by side.
+        shown = [track_from_trajectory(p.nominal[0].trajectory, 0, label=p.label) for p in policies[:2]]
+        dt = policies[0].nominal[0].trajectory.dt
+        n = max(len(t) for t in shown)
+        if clip.loop_mode == "wrap":  # a few cycles show a gait; the episode's 10 s would take minutes to render
+            n = min(n, int(round(LOOP_VIDEO_S / dt)))
         tref = track_from_clip(clip, np.arange(n) * dt, label="reference")
         print("  rendering the video", flush=True)
         t0 = time.time()
-        apex_t = float(np.argmax(tref.root_pos[:, 2])) * dt  # the still frame: the reference upside down
-        info = render_tracks([ta, tref, tb], out / "compare.mp4", dt, res=res, frame_png=out / "compare_frame.png",
-                             frame_png_time=apex_t)
+        apex_t = float(np.argmax(tref.root_pos[:, 2])) * dt  # the still frame: the reference at its highest
+        info = render_tracks(shown[:1] + [tref] + shown[1:], out / "compare.mp4", dt, res=res,
+                             frame_png=out / "compare_frame.png", frame_png_time=apex_t, max_frames=n)
         video_path = info.path
         settings["video"] = {"frames": info.frames, "render_fps": round(info.render_fps, 2),
                              "wall_s": round(time.time() - t0, 1)}
     settings["total_wall_s"] = round(time.time() - t_start, 1)
-    report = build_report(out, policies, clip, video=video_path, notes=notes, settings=settings)
+    report = build_report(out, policies, clip, video=video_path, notes=notes, settings=settings, title=title)
     print(f"report: {report} ({settings['total_wall_s']:.0f} s)")
     return report

@@ -1,0 +1,186 @@
+"""The main job: for every shipped skill, its reference made from its motion file, its policies evaluated, its report.
+
+A shipped skill is a set of policy folders `policies/<skill>_s<seed>/` (imitation policies, each with a
+provenance.json naming the motion file it was made from, and the refinement settings when its clip was
+refined), optionally with reward-only baselines `policies/<skill>_reward_s<seed>/`. For each skill:
+
+1. retarget its motion file with the settings its clip was made with (quality report, plot) into
+   <out>/clips/<skill>.h5;
+2. where its policies were trained on a refined clip, refine it: the repository's cached refinement
+   (the clip named by provenance.json, e.g. motions/refined/<skill>.h5) when it was refined from this very
+   motion file with these settings, else a fresh refinement;
+3. evaluate the policies (every seed, nominal and randomized) against that clip and write
+   <out>/<skill>/report.md with the shipped checkpoint evaluations as learning curves and a video; a skill
+   with reward-only baselines gets the imitation-vs-reward-only comparison.
+
+Then <out>/skills.md and skills.json: one row per skill. Skills run in separate processes, `jobs` at a time
+(each builds its own Genesis scene).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from retarget.errors import InputError
+from retarget.files import write_text_atomic
+from retarget.robot import PROJECT_ROOT
+
+from .. import runs
+
+POLICIES_DIR = PROJECT_ROOT / "policies"
+BASELINE_SUFFIX = "_reward"     # policies/<skill>_reward_s<seed>: the skill's reward-only baseline
+_SEEDED = re.compile(r"^(?P<skill>.+)_s(?P<seed>\d+)$")
+
+
+@dataclass
+class Skill:
+    name: str
+    source: Path                       # the motion file
+    retarget: dict                     # the settings its clip was retargeted with
+    refined_cache: Path | None         # the cached refinement its policies were trained on (None: not refined)
+    policies: list[Path] = field(default_factory=list)
+    baselines: list[Path] = field(default_factory=list)
+
+
+def discover(policies_dir: str | Path = POLICIES_DIR) -> dict[str, Skill]:
+    """The shipped skills of `policies_dir`, by name (sorted)."""
+    policies_dir = Path(policies_dir)
+    members: dict[str, list[Path]] = {}
+    for cfg in sorted(policies_dir.glob(f"*/{runs.CONFIG}")):
+        m = _SEEDED.match(cfg.parent.name)
+        if m:
+            members.setdefault(m["skill"], []).append(cfg.parent)
+    skills = {}
+    for name, folders in members.items():
+        if name.endswith(BASELINE_SUFFIX) and name[: -len(BASELINE_SUFFIX)] in members:
+            continue
+        prov_file = folders[0] / runs.PROVENANCE
+        if not prov_file.is_file():
+            raise InputError(f"{prov_file}: missing (a shipped policy names the motion file it was made from)")
+        prov = json.loads(prov_file.read_text())
+        try:
+            source = PROJECT_ROOT / prov["source"]["file"]
+        except (KeyError, TypeError):
+            raise InputError(f"{prov_file}: field 'source.file' missing") from None
+        if not source.is_file():
+            raise InputError(f"{prov_file}: source.file {prov['source']['file']} not found")
+        retarget = (prov["source"].get("retarget_settings") or {})
+        skills[name] = Skill(name, source, retarget,
+                             PROJECT_ROOT / prov["clip"] if "refinement" in prov else None,
+                             policies=folders, baselines=members.get(name + BASELINE_SUFFIX, []))
+    return dict(sorted(skills.items()))
+
+
+def run_skill(skill: Skill, out: Path, *, episodes: int = 100, video: bool = True, device: str = "cpu") -> Path:
+    """Steps 1-3 of the module docstring for one skill; returns its report."""
+    from retarget.importer import retarget_file
+
+    from ..refine.run import cached_refinement
+    from .compare import compare
+
+    clips = out / "clips"
+    retargeted = clips / f"{skill.name}.h5"
+    source_robot = None if skill.retarget.get("source_robot_assumed", True) else skill.retarget.get("source_robot")
+    retarget_file(skill.source, retargeted, source_robot=source_robot, fps=skill.retarget.get("fps"),
+                  method=skill.retarget.get("method", "joints"), plot=clips / f"{skill.name}.png")
+    clip = retargeted
+    if skill.refined_cache is not None:
+        clip = cached_refinement(skill.source, skill.refined_cache, clips / f"{skill.name}_refined.h5", device=device)
+    group = lambda folders: runs.read_config(folders[0] / runs.CONFIG)["experiment"]  # noqa: E731
+    labels = {group(skill.policies): "imitation"}
+    if skill.baselines:
+        labels[group(skill.baselines)] = "reward-only"
+    return compare(out / skill.name, runs=skill.policies + skill.baselines, clip=clip, episodes=episodes, video=video,
+                   device=device, title=skill.name.replace("_", " "), labels=labels)
+
+
+def pipeline(out: str | Path, *, skills=None, jobs: int = 2, episodes: int = 100, video: bool = True,
+             device: str = "cpu", policies_dir: str | Path = POLICIES_DIR) -> Path:
+    """Every (or the named) shipped skill, `jobs` processes at a time; returns <out>/skills.md."""
+    out = Path(out)
+    found = discover(policies_dir)
+    if not found:
+        raise InputError(f"{policies_dir}: no shipped policies (folders <skill>_s<seed>/ with {runs.CONFIG})")
+    unknown = sorted(set(skills or ()) - set(found))
+    if unknown:
+        raise InputError(f"--skills: no shipped skill {', '.join(unknown)} (shipped: {', '.join(found)})")
+    chosen = [found[s] for s in (skills or found)]
+    t0 = time.time()
+    print(f"skills: {', '.join(s.name for s in chosen)}", flush=True)
+    if jobs <= 1 or len(chosen) == 1:
+        for s in chosen:
+            run_skill(s, out, episodes=episodes, video=video, device=device)
+    else:
+        _run_parallel(chosen, out, jobs, episodes, video, device)
+    return write_index(out, chosen, time.time() - t0)
+
+
+def _run_parallel(chosen, out: Path, jobs: int, episodes: int, video: bool, device: str) -> None:
+    """One `imitation pipeline --skills S --jobs 1` process per skill, `jobs` at a time; logs in <out>/logs/."""
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    queue, running, failed = list(chosen), [], []
+    while queue or running:
+        while queue and len(running) < jobs:
+            s = queue.pop(0)
+            cmd = [sys.executable, "-m", "imitation.cli", "pipeline", "--out", str(out), "--skills", s.name,
+                   "--jobs", "1", "--episodes", str(episodes), "--device", device, "--no-index"]
+            if not video:
+                cmd.append("--no-video")
+            log = open(out / "logs" / f"{s.name}.log", "w")
+            running.append((s, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log, time.time()))
+            print(f"  {s.name}: started (log {out / 'logs' / (s.name + '.log')})", flush=True)
+        time.sleep(0.5)
+        for item in list(running):
+            s, proc, log, started = item
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            log.close()
+            print(f"  {s.name}: {'done' if proc.returncode == 0 else 'FAILED'} in {time.time() - started:.0f} s",
+                  flush=True)
+            if proc.returncode != 0:
+                failed.append(s.name)
+    if failed:
+        tail = (out / "logs" / f"{failed[0]}.log").read_text().strip().splitlines()[-1:]
+        raise InputError(f"skill(s) {', '.join(failed)} failed: {tail[0] if tail else 'see the logs'} "
+                         f"(logs in {out / 'logs'})")
+
+
+def write_index(out: Path, chosen, wall_s: float) -> Path:
+    """<out>/skills.md and skills.json: per skill, the imitation policies' pooled success (nominal, randomized),
+    env steps to 90% randomized success (median over seeds) and training wall time, from each skill's summary."""
+    rows, md = [], ["# Shipped skills", "",
+                    "Imitation policies of every seed pooled; randomized = domain randomization (friction, base mass, "
+                    "gains, action latency). Env steps to 90%: the first shipped checkpoint evaluation with >= 90% "
+                    "randomized success, median over seeds. Wall time: training, per seed.", "",
+                    "| skill | motion file | seeds | success nominal | success randomized | env steps to 90% | "
+                    "training wall time | report |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    for s in chosen:
+        summary = json.loads((out / s.name / "summary.json").read_text())
+        ss = summary["summaries"]
+        pct = lambda cond: (f"{100 * ss[cond]['imitation']['success_rate']:.0f}% "  # noqa: E731
+                            f"[{100 * ss[cond]['imitation']['success_ci_low']:.0f}-"
+                            f"{100 * ss[cond]['imitation']['success_ci_high']:.0f}]" if cond in ss else "-")
+        speed = summary["learning_speed"]["imitation"]
+        walls = [w for w in speed.get("wall_time", []) if w]
+        steps = speed.get("median_env_steps")
+        row = {"skill": s.name, "source": str(s.source.relative_to(PROJECT_ROOT)), "seeds": len(s.policies),
+               "success_nominal": ss.get("nominal", {}).get("imitation", {}).get("success_rate"),
+               "success_randomized": ss.get("randomized", {}).get("imitation", {}).get("success_rate"),
+               "median_env_steps_to_90": steps, "training_wall_s": walls}
+        rows.append(row)
+        md.append(f"| {s.name} | `{row['source']}` | {row['seeds']} | {pct('nominal')} | {pct('randomized')} | "
+                  f"{f'{steps / 1e6:.2f}M' if steps else 'never'} | "
+                  f"{', '.join(f'{w / 60:.0f} min' for w in walls) or '-'} | [report]({s.name}/report.md) |")
+    md += ["", f"Made by `imitation pipeline` in {wall_s:.0f} s.", ""]
+    write_text_atomic(out / "skills.json", json.dumps({"skills": rows, "wall_s": round(wall_s, 1)}, indent=1) + "\n")
+    path = out / "skills.md"
+    write_text_atomic(path, "\n".join(md))
+    print(f"skills: {path}")
+    return path
