@@ -286,9 +286,11 @@ SCHEMA = Section(
         end_heading_deg=Num(45.0),              # heading change vs the reference's
         speed_m_s=Num(0.25),                    # loops: mean forward / lateral speed vs the reference's
         yaw_rate_deg_s=Num(20.0),               # loops: mean yaw rate vs the reference's
-        # a foot is down at the end when it touched the ground within this time before the end: the contacts
-        # of a standing robot's feet flicker from step to step
+        # a foot is down at the end when it touched the ground within this time before the end, or ends this
+        # low (foot link origin above the ground; the Go2's foot sphere has a 0.022 m radius): the contact force of
+        # a lightly loaded foot resting on the ground flickers around any threshold from step to step
         feet_down_s=Num(0.1),
+        feet_down_height_m=Num(0.035),
     ),
     refine=Section(                             # physics refinement (imitation refine): see imitation/refine/
         knot_dt=Num(0.1),                       # s between the time knots of the PD-target offsets

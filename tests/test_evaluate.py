@@ -116,7 +116,7 @@ def test_online_success_agrees_with_the_offline_rule():
     out = online.emit()
     assert math.isnan(float(out["Success/success_rate"])) and float(out["Success/episodes"]) == 0
     time_out = torch.tensor([True, True, False, True])
-    online.end(torch.ones(n, dtype=torch.bool), time_out, start_pos, quats[-1])
+    online.end(torch.ones(n, dtype=torch.bool), time_out, start_pos, quats[-1], torch.full((n, 4), 0.022))
     out = online.emit()
     assert float(out["Success/episodes"]) == 3                                   # envs 0-2
     assert float(out["Success/success_rate"]) == pytest.approx(1 / 3)           # env 1 touched, env 2 cut short

@@ -193,6 +193,7 @@ def test_low_base_or_feet_up_at_end_fail():
     _, traj = flip_episode(360)
     window = int(round(0.1 / traj.dt))                   # the success tolerance feet_down_s (default 0.1 s)
     traj.foot_contact[0, -window:, 2] = False            # a foot up for the whole window
+    traj.foot_pos[0, -window:, 2, 2] = 0.1
     m = episode_metrics(traj, FLIP)
     assert not m["feet_down_at_end"][0] and not m["success"][0]
     traj.foot_contact[0, -window, 2] = True              # touching once within it: down

@@ -31,15 +31,19 @@ def clip_of(pos, rpy_deg, contact=None, loop="none", offset_pos=False, offset_ro
                 cycle_offset_position=offset_pos, cycle_offset_rotation=offset_rot)
 
 
-def traj_of(pos, rpy_deg, contact=None, body=None) -> Trajectory:
-    """One-episode trajectories (E, T) from root positions (E, T, 3) and roll-pitch-yaw (E, T, 3) in degrees."""
+def traj_of(pos, rpy_deg, contact=None, body=None, foot_z=None) -> Trajectory:
+    """One-episode trajectories (E, T) from root positions (E, T, 3) and roll-pitch-yaw (E, T, 3) in degrees; the
+    feet rest at 0.022 m where in contact and are 0.1 m up where not, unless `foot_z` (E, T, 4) says otherwise."""
     pos, rpy = np.asarray(pos, float), np.radians(np.asarray(rpy_deg, float))
     e, t = pos.shape[:2]
     quat = Rotation.from_euler("ZYX", rpy.reshape(-1, 3)[:, ::-1]).as_quat(scalar_first=True).reshape(e, t, 4)
     z = np.zeros((e, t, 12))
+    contact = np.ones((e, t, 4), bool) if contact is None else contact
+    feet = np.zeros((e, t, 4, 3))
+    feet[..., 2] = np.where(contact, 0.022, 0.1) if foot_z is None else foot_z
     return Trajectory(dt=DT, root_pos=pos, root_quat=quat, root_ang_vel_b=np.zeros((e, t, 3)), dof_pos=z,
-                      dof_vel=z, torque=z, actions=z, foot_pos=np.zeros((e, t, 4, 3)),
-                      foot_contact=np.ones((e, t, 4), bool) if contact is None else contact,
+                      dof_vel=z, torque=z, actions=z, foot_pos=feet,
+                      foot_contact=contact,
                       body_contact=np.zeros((e, t), bool) if body is None else body)
 
 
@@ -115,6 +119,12 @@ def test_a_standing_robots_flickering_foot_contact_is_a_foot_down():
     m = episode_metrics(traj_of(np.stack([pos] * 3), np.stack([rpy] * 3), contact=feet))
     assert m["feet_down_at_end"].tolist() == [True, True, False]
     assert not verdict(ref, [motion(dx=0.5)] * 3, {**TOL, "feet_down_s": 0.02}, contact=feet)["feet"][0]
+    # An unloaded foot resting on the ground (no contact force over the window) is down by its height.
+    z = np.where(feet, 0.022, 0.1)
+    z[2, -1, 3] = 0.026
+    assert verdict(ref, [motion(dx=0.5)] * 3, contact=feet, foot_z=z)["feet"].tolist() == [True, True, True]
+    z[2, -1, 3] = 0.05
+    assert verdict(ref, [motion(dx=0.5)] * 3, contact=feet, foot_z=z)["feet"].tolist() == [True, True, False]
 
 
 def old_flip_rule(pitch_turn_deg, final_tilt_deg, final_height, feet_down, body_contact):

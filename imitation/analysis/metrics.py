@@ -251,7 +251,8 @@ def episode_metrics(traj: Trajectory, ref=None, tolerances: dict | None = None, 
     final_tilt_deg          landing attitude error: body z vs world z at the final sample (deg)
     final_height            base z at the final sample (m)
     body_contact            any non-foot ground contact during the episode
-    feet_down_at_end        every foot in contact at some sample within the success tolerance feet_down_s of the end
+    feet_down_at_end        every foot in contact at some sample within the success tolerance feet_down_s of the end,
+                            or lower than feet_down_height_m at the final sample
     success                 see the module docstring
     with `ref`, means over the valid samples:
     joint_rmse              sqrt(mean over samples and joints of (q - q_ref)^2) (rad)
@@ -297,10 +298,12 @@ def episode_metrics(traj: Trajectory, ref=None, tolerances: dict | None = None, 
     # A foot is down at the end if it touched the ground within the success rule's window before the end.
     from ..config import defaults
 
-    window = max(1, int(round({**defaults()["success"], **(tolerances or {})}["feet_down_s"] / dt)))
+    tol = {**defaults()["success"], **(tolerances or {})}
+    window = max(1, int(round(tol["feet_down_s"] / dt)))
     steps = np.arange(traj.num_steps)[None, :]
     recent = valid & (steps > (n - 1 - window)[:, None])
-    out["feet_down_at_end"] = (traj.foot_contact & recent[..., None]).any(axis=1).all(axis=-1)
+    low = _last(traj.foot_pos[..., 2], n) < tol["feet_down_height_m"]
+    out["feet_down_at_end"] = ((traj.foot_contact & recent[..., None]).any(axis=1) | low).all(axis=-1)
     if ref is not None or reference is not None:
         from ..env.success import trajectory_verdicts
 

@@ -638,7 +638,7 @@ class ImitationEnv(VecEnv):
         self.stats.add_step(errors.sum(0) / (self.num_envs - n_fault).clamp(min=1))  # mean over the envs without faults
         self.online_success.step(self.root_quat, self.body_contact_now, self.foot_contact, torch.square(errors[:, 0]),
                                  errors[:, 2])
-        self.online_success.end(dones, time_out, self.root_pos, self.root_quat)
+        self.online_success.end(dones, time_out, self.root_pos, self.root_quat, self.foot_pos[..., 2])
         window = self.stats.tick()
         if window is not None:
             window.update(self.online_success.emit())

@@ -65,14 +65,16 @@ class OnlineSuccess:
         self.prev_quat.copy_(root_quat)
         self.prev_heading.copy_(h)
 
-    def end(self, dones: torch.Tensor, time_out: torch.Tensor, root_pos: torch.Tensor, root_quat: torch.Tensor) -> None:
-        """Score the episodes ending now (`dones`), from the final state, before the envs are reset."""
+    def end(self, dones: torch.Tensor, time_out: torch.Tensor, root_pos: torch.Tensor, root_quat: torch.Tensor,
+            foot_z: torch.Tensor) -> None:
+        """Score the episodes ending now (`dones`), from the final state (`foot_z` (n, 4): the feet's heights),
+        before the envs are reset."""
         ended = dones & self.from_zero
         if ended.device.type == "cpu" and not bool(ended.any()):  # most steps on CPU, where the test is free
             return
         turn, yaw, contact, joint_sq, orient, steps = self.acc.split([3, 1, 1, 1, 1, 1], dim=-1)
         steps = steps[:, 0].clamp(min=1.0)
-        feet_down = self.since_contact < self.feet_steps
+        feet_down = rule.feet_down(self.since_contact < self.feet_steps, foot_z, self.tol)
         out = rule.summarize(self.start_pos, self.start_quat, root_pos, root_quat, turn, yaw[:, 0], feet_down,
                              contact[:, 0] > 0, steps * self.dt)
         success = rule.judge(out, self.expected, self.tol, self.loop)["success"] & time_out

@@ -107,9 +107,19 @@ def feet_window(tolerances: dict, dt: float) -> int:
     return max(1, int(round(tolerances["feet_down_s"] / dt)))
 
 
-def outcome_of(root_pos, root_quat, foot_contact, body_contact, length, dt: float, feet_steps: int = 1) -> Outcome:
+def feet_down(recent_contact: torch.Tensor, foot_z: torch.Tensor | None, tolerances: dict | None) -> torch.Tensor:
+    """(E, F) bool: feet down at the end: in ground contact within the window before the end (`recent_contact`),
+    or ending lower than the tolerance feet_down_height_m (`foot_z` (E, F) at the end; None: contacts only)."""
+    if foot_z is None or tolerances is None:
+        return recent_contact
+    return recent_contact | (foot_z < tolerances["feet_down_height_m"])
+
+
+def outcome_of(root_pos, root_quat, foot_contact, body_contact, length, dt: float, feet_steps: int = 1,
+               foot_z=None, tolerances: dict | None = None) -> Outcome:
     """The Outcome of recorded episodes: (E, T, ...) samples of which the first `length` (E,) are valid; a foot is
-    down at the end if in contact in any of the last `feet_steps` valid samples."""
+    down at the end if in contact in any of the last `feet_steps` valid samples or, given its height `foot_z`
+    (E, T, F) and the `tolerances`, low enough at the last one (see feet_down)."""
     e, t = root_pos.shape[:2]
     dev = root_pos.device
     valid = torch.arange(t, device=dev)[None, :] < length[:, None]
@@ -120,10 +130,11 @@ def outcome_of(root_pos, root_quat, foot_contact, body_contact, length, dt: floa
     rows = torch.arange(e, device=dev)
     t_idx = torch.arange(t, device=dev)[None, :]
     recent = valid & (t_idx > (last - feet_steps)[:, None])                     # (E, T): the last feet_steps samples
-    feet_down = (foot_contact & recent[..., None]).any(1)
+    down = feet_down((foot_contact & recent[..., None]).any(1), None if foot_z is None else foot_z[rows, last],
+                     tolerances)
     return summarize(
         root_pos[:, 0], root_quat[:, 0], root_pos[rows, last], root_quat[rows, last], turns.sum(1), yaw.sum(1),
-        feet_down, (body_contact & valid).any(1), last.to(root_pos.dtype) * dt,
+        down, (body_contact & valid).any(1), last.to(root_pos.dtype) * dt,
     )
 
 
@@ -184,7 +195,7 @@ def trajectory_verdicts(traj, ref, tolerances: dict | None = None) -> dict:
     quat = t(np.where(traj.valid[..., None], traj.root_quat, [1.0, 0.0, 0.0, 0.0]))
     quat = quat / torch.linalg.vector_norm(quat, dim=-1, keepdim=True)
     out = outcome_of(t(traj.root_pos), quat, t(traj.foot_contact, torch.bool), t(traj.body_contact, torch.bool),
-                     t(traj.length, torch.long), traj.dt, feet_window(tol, traj.dt))
+                     t(traj.length, torch.long), traj.dt, feet_window(tol, traj.dt), t(traj.foot_pos[..., 2]), tol)
     exp = expected(ref, 0, traj.num_steps - 1).to("cpu", torch.float64)
     verdicts = judge(out, exp, tol, loop=getattr(ref, "loop", False))
     result = {k: v.numpy() for k, v in verdicts.items()}

@@ -61,7 +61,8 @@ def sweep_run(run_dir, *, episodes: int = 100, randomize: bool = True, every: in
     per_it = env_steps_per_iteration(run_dir, info["config"])
     # Rows of an earlier sweep with the same settings are kept (evaluation is deterministic), so a sweep
     # can follow a training that is still running.
-    done = {r["iteration"]: r for r in _earlier_rows(run_dir, episodes, randomize, seed, clip)}
+    tolerances = info["config"]["success"]
+    done = {r["iteration"]: r for r in _earlier_rows(run_dir, episodes, randomize, seed, clip, tolerances)}
     rows = []
     for n, path in ckpts:
         if n in done:
@@ -78,16 +79,19 @@ def sweep_run(run_dir, *, episodes: int = 100, randomize: bool = True, every: in
             f"pitch {row['pitch_rotation_deg_mean']:.0f} deg, joint RMSE {row['joint_rmse_mean']:.3f} rad")
     if write:
         doc = {"run": str(run_dir), "episodes": episodes, "randomize": randomize, "seed": seed,
-               "clip": None if clip is None else str(clip), "env_steps_per_iteration": per_it, "rows": rows}
+               "clip": None if clip is None else str(clip), "success_tolerances": tolerances,
+               "env_steps_per_iteration": per_it, "rows": rows}
         runs.write_curve(run_dir, randomize, doc)
     return rows, env
 
 
-def _earlier_rows(run_dir: Path, episodes: int, randomize: bool, seed: int, clip) -> list[dict]:
+def _earlier_rows(run_dir: Path, episodes: int, randomize: bool, seed: int, clip, tolerances: dict) -> list[dict]:
+    """The rows of the run's earlier sweep if it evaluated the same way and judged by the same success rule."""
     doc = runs.read_curve_doc(run_dir, randomize)
     if doc is None:
         return []
-    same = (doc.get("episodes"), doc.get("seed"), doc.get("clip")) == (episodes, seed, None if clip is None else str(clip))
+    same = ((doc.get("episodes"), doc.get("seed"), doc.get("clip"), doc.get("success_tolerances"))
+            == (episodes, seed, None if clip is None else str(clip), tolerances))
     return list(doc.get("rows", [])) if same else []
 
 
