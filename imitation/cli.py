@@ -173,15 +173,8 @@ def cmd_pipeline(args) -> int:
 
     out = Path(args.out)
     if not args.train:
-        if args.no_index:
-            from .tools.pipeline import discover, run_skill
-
-            found = discover()
-            for name in args.skills or found:
-                run_skill(found[name], out, episodes=args.episodes, video=not args.no_video, device=args.device)
-            return 0
         pipeline(out, skills=args.skills, jobs=args.jobs, episodes=args.episodes, video=not args.no_video,
-                 device=args.device)
+                 device=args.device, index=not args.no_index)
         return 0
 
     from .refine.run import cached_refinement

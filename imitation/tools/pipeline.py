@@ -101,8 +101,9 @@ def run_skill(skill: Skill, out: Path, *, episodes: int = 100, video: bool = Tru
 
 
 def pipeline(out: str | Path, *, skills=None, jobs: int = 2, episodes: int = 100, video: bool = True,
-             device: str = "cpu", policies_dir: str | Path = POLICIES_DIR) -> Path:
-    """Every (or the named) shipped skill, `jobs` processes at a time; returns <out>/skills.md."""
+             device: str = "cpu", policies_dir: str | Path = POLICIES_DIR, index: bool = True) -> Path | None:
+    """Every (or the named) shipped skill, `jobs` processes at a time; returns <out>/skills.md (`index` False: no
+    skills table, for the one-skill processes of a parallel run)."""
     out = Path(out)
     found = discover(policies_dir)
     if not found:
@@ -118,7 +119,7 @@ def pipeline(out: str | Path, *, skills=None, jobs: int = 2, episodes: int = 100
             run_skill(s, out, episodes=episodes, video=video, device=device)
     else:
         _run_parallel(chosen, out, jobs, episodes, video, device)
-    return write_index(out, chosen, time.time() - t0)
+    return write_index(out, chosen, time.time() - t0) if index else None
 
 
 def _run_parallel(chosen, out: Path, jobs: int, episodes: int, video: bool, device: str) -> None:
