@@ -103,23 +103,35 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def cmd_sweep(args) -> int:
-    import yaml
+def _jobs(args) -> int:
+    """--jobs of sweep and refine: processes with a scene each; by default one per core on the CPU (one on a GPU,
+    whose one scene steps all the envs at once)."""
+    if args.jobs is None:
+        from .sim import cpu_cores
 
+        return cpu_cores() if args.device == "cpu" else 1
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {args.jobs}")
+    return args.jobs
+
+
+def cmd_sweep(args) -> int:
     from . import runs
     from .analysis.report import milestones
-    from .evaluation.sweep import sweep_run
+    from .evaluation.sweep import sweep_runs
 
-    env, env_settings = None, None
     for run in args.runs:
         if not (Path(run) / runs.CONFIG).is_file():
             raise InputError(f"{run}: not a run folder (no {runs.CONFIG})")
-        # One env serves consecutive runs with the same env settings (building one takes a while).
-        settings = (yaml.safe_load((Path(run) / runs.CONFIG).read_text()) or {}).get("env")
-        if settings != env_settings:
-            env, env_settings = None, settings
-        rows, env = sweep_run(run, episodes=args.episodes, randomize=not args.nominal, every=args.every,
-                              device=args.device, seed=args.seed, clip=args.clip, env=env)
+    jobs = _jobs(args)
+    try:
+        curves = sweep_runs(args.runs, episodes=args.episodes, randomize=not args.nominal, every=args.every,
+                            device=args.device, seed=args.seed, clip=args.clip, jobs=jobs)
+    except KeyboardInterrupt:
+        print("interrupted: the checkpoints evaluated so far are in the runs' eval curves; the same command "
+              "evaluates the rest", file=sys.stderr)
+        return 130
+    for run, rows in curves.items():
         m = milestones(rows, args.target)
         steps = lambda v: "never" if v is None else f"{v:,}"  # noqa: E731
         print(f"{run}: first success at {steps(m['first_success_env_steps'])} env steps, "
@@ -152,9 +164,10 @@ def cmd_record(args) -> int:
 def cmd_refine(args) -> int:
     from .refine.run import refine_motion
 
+    jobs = _jobs(args)
     out = refine_motion(args.source, args.output, config=args.config, seed=args.seed, resume=args.resume,
                         json_path=args.json, allow_partial=args.allow_partial, device=args.device,
-                        source_robot=args.source_robot)
+                        source_robot=args.source_robot, jobs=jobs)
     print(f"refined clip: {args.output}" + (" (short of the source: written with --allow-partial)"
                                             if out.report["shortfalls"] else ""))
     if args.json:
@@ -321,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--clip", default=None, help="reference clip (default: the run's)")
     sw.add_argument("--seed", type=int, default=0, help="evaluation seed, the same for every checkpoint")
     sw.add_argument("--device", default="cpu", help="cpu or cuda")
+    sw.add_argument("--jobs", type=int, default=None,
+                    help="processes sharing out the checkpoints, each with its own scene on one core (default: one "
+                         "per core on the CPU, at most one per checkpoint)")
     sw.set_defaults(func=cmd_sweep)
 
     sh = sub.add_parser("ship", help="package a finished run as a small policy folder (exports, config, thinned "
@@ -354,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("--allow-partial", action="store_true", help="write the clip even if it falls short of the source")
     rf.add_argument("--source-robot", default=None, help="robot the source was made for (configs/mappings/NAME.yaml)")
     rf.add_argument("--device", default="cpu", help="cpu or cuda")
+    rf.add_argument("--jobs", type=int, default=None,
+                    help="processes simulating each generation's candidates, each with its own scene on one core "
+                         "(the result does not depend on it; default: one per core on the CPU)")
     rf.set_defaults(func=cmd_refine)
 
     pl = sub.add_parser("pipeline", help="the main job on the bundled defaults")

@@ -272,6 +272,22 @@ def test_refinement_lowers_the_cost_and_writes_a_clip(refined, env):
 
 
 @pytest.mark.genesis
+def test_candidates_over_two_processes_refine_exactly_as_one(refined, env, hop_clip_path, env_config_path, tmp_path):
+    from imitation.refine.run import refine_motion
+
+    result, out, _ = refined
+    lines = []
+    two = refine_motion(hop_clip_path, tmp_path / "two.h5", config=env_config_path, overrides=FAST, env=env, jobs=2,
+                        allow_partial=True, progress=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    # Half the candidates of every generation ran in a helper process with its own scene: the same search.
+    assert any("over 2 processes" in line for line in lines)
+    assert two.report["candidates"] == result.report["candidates"]
+    assert two.report["cost_after"] == pytest.approx(result.report["cost_after"], rel=1e-6, abs=1e-9)
+    np.testing.assert_allclose(read_clip(tmp_path / "two.h5", env.robot_desc).pd_target,
+                               read_clip(out, env.robot_desc).pd_target, atol=1e-6)
+
+
+@pytest.mark.genesis
 def test_stored_pd_targets_replay_the_stored_trajectory(refined, env):
     _, out, _ = refined
     clip = read_clip(out, env.robot_desc)

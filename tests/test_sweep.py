@@ -12,7 +12,7 @@ from PIL import Image
 
 from imitation.analysis.report import PolicyData, build_report, milestones
 from imitation.evaluation.evaluate import evaluate
-from imitation.evaluation.sweep import checkpoints, sweep_run
+from imitation.evaluation.sweep import checkpoints, sweep_run, sweep_runs
 from imitation.rl.train import train
 from imitation.runs import read_curve
 from imitation.tools.ship import ship_run, thin_progress
@@ -103,6 +103,36 @@ def test_sweep_of_a_tiny_run_agrees_with_eval(env, env_config_path, tmp_path):
     np.testing.assert_allclose(a.trajectory.root_pos, b.trajectory.root_pos, atol=1e-6)
     with pytest.raises(InputError, match="not empty"):
         ship_run(run, shipped)
+
+
+@pytest.mark.genesis
+def test_a_sweep_over_two_processes_gives_the_rows_of_one_and_a_stopped_sweep_keeps_its_rows(env, env_config_path,
+                                                                                             tmp_path):
+    run = train(env_config_path, max_iterations=3, runs_dir=tmp_path, env=env)
+    here = tmp_path / "here"
+    import shutil
+    shutil.copytree(run, here)
+    seen = []
+
+    def stop_after_first(line):  # Ctrl-C right after the first checkpoint's row
+        seen.append(line)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep_runs([here], episodes=8, randomize=False, env=env, log=stop_after_first)
+    assert [r["iteration"] for r in read_curve(here, randomize=False)] == [1]
+    first = read_curve(here, randomize=False)[0]
+    rows = sweep_runs([here], episodes=8, randomize=False, env=env, log=seen.append)[here]
+    assert [r["iteration"] for r in rows] == [1, 2, 3] and rows[0] == first and len(seen) == 1 + 2  # only the rest
+    # Two processes, each with its own scene, one checkpoint at a time: the same rows as this process's (nominal
+    # physics: the rows do not depend on how many envs a scene has, up to float32 rounding).
+    both = sweep_runs([run], episodes=8, randomize=False, jobs=2, log=lambda *a: None)[run]
+    assert read_curve(run, randomize=False) == both
+    assert [(r["iteration"], r["env_steps"], r["successes"]) for r in both] == \
+        [(r["iteration"], r["env_steps"], r["successes"]) for r in rows]
+    for a, b in zip(both, rows):
+        for k in ("joint_rmse_mean", "pitch_rotation_deg_mean", "final_tilt_deg_mean"):
+            assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-5), k
 
 
 def test_thinned_progress_keeps_every_nth_record_the_last_and_the_curve_keys():

@@ -123,8 +123,8 @@ def _settings(cfg: dict, info: dict, episodes: int, randomize: bool, seed: int, 
     return out
 
 
-def _check_env(env, cfg: dict, randomize: bool) -> None:
-    """InputError naming the settings in which a built env differs from what the policy needs."""
+def env_mismatch(env, cfg: dict, randomize: bool) -> list[str]:
+    """The settings in which a built env differs from what an evaluation config needs ([] when it fits)."""
     diffs = []
 
     def flat(d, prefix):
@@ -148,8 +148,7 @@ def _check_env(env, cfg: dict, randomize: bool) -> None:
         diffs.append(f"clip {env.cfg['clip']} (env) vs {cfg['clip']}")
     if randomize and not env.dr_on:
         diffs.append("domain randomization: the env was built without it (per-env gains and masses)")
-    if diffs:
-        raise InputError("the given env does not fit this policy's settings: " + "; ".join(diffs))
+    return diffs
 
 
 def make_env(cfg: dict, device: str = "cpu"):
@@ -166,8 +165,9 @@ def make_env(cfg: dict, device: str = "cpu"):
 
 
 def evaluate(policy_path, *, clip=None, config=None, episodes: int = 16, randomize: bool = False,
-             device: str = "cpu", seed: int = 0, env=None) -> EvalResult:
-    """Evaluate one policy for `episodes` episodes from t = 0; see the module docstring."""
+             device: str = "cpu", seed: int = 0, env=None, rebuild: bool = False) -> EvalResult:
+    """Evaluate one policy for `episodes` episodes from t = 0; see the module docstring. A given `env` that does
+    not fit the policy's settings is an error, or with `rebuild` replaced by a new one (`EvalResult.env`)."""
     if episodes < 1:
         raise InputError(f"episodes must be at least 1, got {episodes}")
     policy, info = load_policy(policy_path, device)
@@ -175,10 +175,11 @@ def evaluate(policy_path, *, clip=None, config=None, episodes: int = 16, randomi
     want = policy_obs_dim(cfg)
     if info["obs_groups"] == ["policy"] and info["obs_dim"] is not None and info["obs_dim"] != want:
         raise InputError(_size_error(info, info["obs_dim"], want))
-    if env is None:
+    diffs = [] if env is None else env_mismatch(env, cfg, randomize)
+    if diffs and not rebuild:
+        raise InputError("the given env does not fit this policy's settings: " + "; ".join(diffs))
+    if env is None or diffs:
         env = make_env(cfg, device)
-    else:
-        _check_env(env, cfg, randomize)
     missing = [g for g in info["obs_groups"] if g not in env.obs.keys()]
     if missing:
         raise InputError(f"{info['path']}: the policy reads observation groups {missing} the env does not make")

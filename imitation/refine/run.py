@@ -71,12 +71,58 @@ def refine_physics(cfg: dict) -> dict:
     return {**pd_settings(cfg), "residual_lead": r["residual_lead"], "residual_velocity_gain": r["velocity_gain"]}
 
 
+def build_rollouts(config, overrides: dict | None, src, symmetric: bool, candidates: int, device: str, env=None):
+    """(Rollouts, playback mode) of a scene simulating `candidates` candidates x the robust copies of the
+    config's refinement (`env`: a built one to use instead)."""
+    import torch
+
+    from retarget.robot import load_robot
+
+    from .cost import Cost
+    from .knots import Knots
+    from .search import Rollouts
+
+    cfg = config_mod.load_config(config, overrides)
+    settings = cfg["refine"]
+    robot = load_robot(resolve_path(cfg["robot"]))
+    if env is None:
+        torch.set_num_threads(1)
+        from ..sim import init_genesis
+
+        init_genesis(device)
+        from ..env.imitation_env import ImitationEnv
+
+        env_cfg = config_mod.load_config(config, config_mod.merge(
+            overrides or {}, env_overrides(settings, candidates * settings["robust_copies"], src.duration)))
+        env = ImitationEnv(env_cfg, clip=src)
+    if env.ref.num_frames != src.num_frames:
+        raise ValueError(f"the refinement env's clip has {env.ref.num_frames} frames, the source {src.num_frames}")
+    knots = Knots(env.ref.num_frames, env.dt, settings["knot_dt"], symmetric, robot, env.device)
+    limits = (robot.lower, robot.upper, robot.effort if cfg["env"]["torque_limits"] else np.full(12, 1e6))
+    cost = Cost(env.ref, settings["costs"], settings["height_margin"], limits, env.num_envs, env.device)
+    rollouts = Rollouts(env, knots, cost, copies=settings["robust_copies"], ranges=cfg["domain_randomization"])
+    # Playback: PD target = source base + action (rad).
+    base = env.ref.joints_ahead(settings["residual_lead"], settings["velocity_gain"])
+    return rollouts, dict(residual_base=base, action_scale=1.0)
+
+
+def playback(env, mode: dict):
+    """The refinement's replays: nominal robot, no latency, no terminations, from t = 0 to the clip's end."""
+    return env.playback(env.ref.last, dr_ranges=NOMINAL_DR, latency=False, **mode)
+
+
+def _helper_rollouts(**spec):
+    """A helper process's share (shards.Helper): its Rollouts and the playback to serve them in."""
+    rollouts, mode = build_rollouts(**spec)
+    return rollouts, playback(rollouts.env, mode)
+
+
 def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = False, json_path=None,
                   allow_partial: bool = False, device: str = "cpu", source_robot: str | None = None,
-                  overrides: dict | None = None, env=None, progress=print) -> Refined:
+                  overrides: dict | None = None, env=None, jobs: int = 1, progress=print) -> Refined:
     """Refine `source` into `output`; see the module docstring. `overrides` patch the config (tests);
-    `env`: a built refinement env to reuse (its clip must be the source's)."""
-    import torch
+    `env`: a built refinement env to reuse (its clip must be the source's); `jobs`: processes simulating each
+    generation's candidates (the result does not depend on it)."""
 
     from retarget.clip import sha256_of, write_clip
     from retarget.files import write_text_atomic
@@ -84,10 +130,11 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
     from retarget.robot import load_robot
 
     from . import report as rep
-    from .cost import TERMS, Cost
-    from .knots import Knots, is_sagittal
+    from .cost import TERMS
+    from .knots import is_sagittal
     from .record import record
-    from .search import RefineStopped, Rollouts, SearchState, load_checkpoint, search
+    from .search import RefineStopped, SearchState, load_checkpoint, search
+    from .shards import HELPER_READY_TIMEOUT_S, Helper, ShardedRollouts
 
     t0 = time.time()
     config = resolve_path(config or DEFAULT_CONFIG)
@@ -115,26 +162,24 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
         if state.key != key:
             raise InputError(f"{checkpoint}: made for another source, seed or settings; refine without --resume")
 
-    if env is None:
-        torch.set_num_threads(1)
-        from ..sim import init_genesis
-
-        init_genesis(device)
-        from ..env.imitation_env import ImitationEnv
-
-        env_cfg = config_mod.load_config(config, config_mod.merge(
-            overrides or {}, env_overrides(settings, settings["population"] * settings["robust_copies"],
-                                           src.duration)))
-        env = ImitationEnv(env_cfg, clip=src)
-    if env.ref.num_frames != src.num_frames:
-        raise ValueError(f"the refinement env's clip has {env.ref.num_frames} frames, the source {src.num_frames}")
-    knots = Knots(env.ref.num_frames, dt, settings["knot_dt"], symmetric, robot, env.device)
-    limits = (robot.lower, robot.upper, robot.effort if cfg["env"]["torque_limits"] else np.full(12, 1e6))
-    cost = Cost(env.ref, settings["costs"], settings["height_margin"], limits, env.num_envs, env.device)
-    rollouts = Rollouts(env, knots, cost, copies=settings["robust_copies"], ranges=cfg["domain_randomization"])
-    # Playback: nominal robot, no latency, no terminations; PD target = source base + action (rad).
-    base = env.ref.joints_ahead(settings["residual_lead"], settings["velocity_gain"])
-    mode = dict(residual_base=base, action_scale=1.0)
+    # The candidates of a generation, shared out over `jobs` processes (this one and jobs - 1 helpers).
+    candidates = settings["population"] if env is None else env.num_envs // settings["robust_copies"]
+    jobs = max(1, min(int(jobs), candidates))
+    share = -(-candidates // jobs)
+    spec = {"config": config, "overrides": overrides, "src": src, "symmetric": symmetric, "candidates": share,
+            "device": device}
+    helpers = [Helper(_helper_rollouts, spec) for _ in range(jobs - 1)]   # they build while this process does
+    try:
+        rollouts, mode = build_rollouts(**spec, env=env)
+        env, knots = rollouts.env, rollouts.knots
+        for h in helpers:
+            h.result(HELPER_READY_TIMEOUT_S)
+    except BaseException:
+        for h in helpers:
+            h.close()
+        raise
+    if helpers:
+        rollouts = ShardedRollouts(rollouts, helpers, candidates, share)
 
     def full_cost(params: np.ndarray) -> dict:
         """Weighted cost terms of one parameter vector on the whole clip: the mean over its copies, whose
@@ -155,10 +200,11 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
     zero = np.zeros(knots.size)
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with env.playback(env.ref.last, dr_ranges=NOMINAL_DR, latency=False, **mode):
+        with playback(env, mode):
             cost_before, nominal_before = full_cost(zero)
             progress(f"refining {source} ({src.duration:.2f} s, {knots.num_knots} knots x {knots.per_knot} offsets"
-                     f"{', left/right symmetric' if symmetric else ''}; {rollouts.num_envs} candidates per generation x {rollouts.copies} robots); "
+                     f"{', left/right symmetric' if symmetric else ''}; {rollouts.num_envs} candidates per generation x "
+                     f"{rollouts.copies} robots{f', over {jobs} processes' if jobs > 1 else ''}); "
                      f"unrefined replay cost {sum(cost_before.values()):.4f}")
             if state is None:
                 state = SearchState(best=zero.copy(), key=key)
@@ -170,6 +216,8 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+        for h in helpers:
+            h.close()
 
     # The result: one replay of the best targets, recorded with the simulator's own velocities.
     offsets = knots.offsets(state.best[None])[0]

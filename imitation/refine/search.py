@@ -65,9 +65,10 @@ class Rollouts:
         self.num_envs = env.num_envs // self.copies         # candidates per call
         self.weights = cost.weights.cpu().numpy()
 
-    def _draw_physics(self, rng) -> None:
-        """Physics of every copy (envs are candidate-major: env = candidate * copies + copy)."""
-        env, r, c = self.env, self.ranges, self.copies
+    def draw_physics(self, rng) -> tuple[np.ndarray, np.ndarray]:
+        """Physics of each copy: (copies, 4) friction ratio, added base mass, kp and kd scales, and (copies,)
+        action latency; copy 0 is the nominal robot."""
+        r, c = self.ranges, self.copies
         draw = np.zeros((c, 4))
         draw[0] = [1.0, 0.0, 1.0, 1.0]
         delayed = np.zeros(c, dtype=bool)
@@ -75,6 +76,11 @@ class Rollouts:
             for i, key in enumerate(("friction", "added_base_mass", "kp_scale", "kd_scale")):
                 draw[1:, i] = rng.uniform(r[key][0], r[key][1], size=c - 1)
             delayed[1:] = rng.uniform(size=c - 1) < r["action_latency_probability"]
+        return draw, delayed
+
+    def _set_physics(self, draw: np.ndarray, delayed: np.ndarray) -> None:
+        """Every env's physics from its copy's (envs are candidate-major: env = candidate * copies + copy)."""
+        env, c = self.env, self.copies
         per_env = torch.as_tensor(np.tile(draw, (env.num_envs // c + 1, 1))[:env.num_envs], dtype=torch.float32,
                                   device=env.device)
         idx = torch.arange(env.num_envs, device=env.device)
@@ -82,10 +88,11 @@ class Rollouts:
         env.delayed.copy_(torch.as_tensor(np.tile(delayed, env.num_envs // c + 1)[:env.num_envs], device=env.device))
         env.any_delay = bool(delayed.any())
 
-    def __call__(self, params: np.ndarray, last_frame: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, params: np.ndarray, last_frame: int, rng=None, physics=None) -> tuple[np.ndarray, np.ndarray]:
         """(terms (P, len(TERMS)) unweighted, total (P,), +inf for a physics fault) of `params` (P, size),
-        P <= num_envs, scored on frames 1..last_frame; the copies' physics from `rng` (default: numpy's global
-        random state). The per-copy totals are kept in `copy_totals` (P, copies)."""
+        P <= num_envs, scored on frames 1..last_frame; the copies' physics `physics` (from `draw_physics`), else
+        drawn from `rng` (default: numpy's global random state). The per-copy totals are kept in `copy_totals`
+        (P, copies)."""
         env, c = self.env, self.copies
         p = len(params)
         full = np.concatenate([params, np.repeat(params[:1], self.num_envs - p, axis=0)])  # unused envs: a filler
@@ -93,7 +100,7 @@ class Rollouts:
         if env.num_envs > len(offsets):
             offsets = torch.cat([offsets, offsets[:1].expand(env.num_envs - len(offsets), -1, -1)])
         if env.dr_on:  # an env built with randomization: set every copy's physics (copy 0: nominal)
-            self._draw_physics(np.random if rng is None else rng)
+            self._set_physics(*(physics or self.draw_physics(np.random if rng is None else rng)))
 
         def score(k, dones):
             if k == 0:
