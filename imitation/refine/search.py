@@ -148,7 +148,8 @@ def search(rollouts: Rollouts, settings: dict, seed: int, state: SearchState, ch
                     "CMA_stds": knots.stds[sl], "verbose": -9}
             state.es = cma.CMAEvolutionStrategy(state.best[sl].copy(), st["sigma"], opts)
             state.generation, state.stage_best_cost = 0, np.inf
-        elif state.np_random is not None:
+        elif state.np_random is not None:  # resumed in the middle of a stage
+            _sample_from_global_random(state.es)
             np.random.set_state(state.np_random)
         es = state.es
         while state.generation < st["generations"]:
@@ -194,6 +195,15 @@ def search(rollouts: Rollouts, settings: dict, seed: int, state: SearchState, ch
         state.es = None
     save_checkpoint(checkpoint, state)
     return state
+
+
+def _sample_from_global_random(es) -> None:
+    """pycma samples with numpy's global random state (its `seed` option seeds it) and the copies' physics draws
+    continue that stream. An unpickled strategy samples from a copy of the state it was saved with instead: point
+    it back, so that a resumed search draws what the uninterrupted one would."""
+    es.opts["randn"] = np.random.randn
+    if hasattr(es, "sm") and hasattr(es.sm, "randn"):
+        es.sm.randn = np.random.randn
 
 
 def save_checkpoint(path, state: SearchState) -> None:
