@@ -151,3 +151,18 @@ def test_shipped_config_paths_are_project_relative():
 
     text = f"clip: {PROJECT_ROOT}/clips/backflip_physical.h5\nrobot: configs/robot/go2.yaml\nother: /elsewhere/x.h5\n"
     assert portable_config(text) == "clip: clips/backflip_physical.h5\nrobot: configs/robot/go2.yaml\nother: /elsewhere/x.h5\n"
+
+
+@pytest.mark.parametrize("argv", [["sweep", "{run}", "--jobs", "0"],
+                                  ["refine", "motions/jump.yaml", "-o", "{out}", "--jobs", "0"]])
+def test_a_bad_jobs_count_is_one_line_and_writes_nothing(argv, tmp_path, capsys):
+    from imitation.cli import PROJECT_ROOT, main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("experiment: x\n")
+    argv = [a.format(run=run, out=tmp_path / "out.h5").replace("motions/", f"{PROJECT_ROOT}/motions/") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --jobs must be at least 1, got 0"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and [p.name for p in run.iterdir()] == ["config.yaml"]
