@@ -202,7 +202,8 @@ def compare(
     `external`: policy files from elsewhere (e.g. the official Genesis `single.pt`), evaluated the same way and
     shown as further columns (no learning curves: there is no training log). `labels` renames groups (experiment
     name -> label); `title`: the motion's name in the report (default: the clip's)."""
-    from ..evaluation.sweep import checkpoints, sweep_run
+    from ..evaluation.sweep import sweep_runs
+    from ..sim import cpu_cores
 
     from retarget.clip import read_clip
     from retarget.robot import load_robot
@@ -238,6 +239,17 @@ def compare(
             groups = {names[label]: members for label, members in groups.items()}
         settings["training_wall_s"] = round(time.time() - t0, 1)
 
+    # ---- checkpoint sweeps of the runs without an eval curve: one process per core (imitation sweep --jobs)
+    if sweep > 0:
+        todo = [run_folder(run) for members in groups.values() for _, run in members
+                if run.is_dir() and not read_curve(run_folder(run)) and run_checkpoints(run_folder(run))]
+        if todo:
+            every = f", one per {sweep_every} iterations" if sweep_every else ""
+            print(f"  evaluating the checkpoints of {len(todo)} run(s) ({sweep} randomized episodes each{every})",
+                  flush=True)
+            sweep_runs(todo, episodes=sweep, randomize=True, every=sweep_every, device=device, seed=eval_seed,
+                       clip=clip, jobs=cpu_cores() if device == "cpu" else 1)
+
     # ---- evaluation (one env per policy, built with domain randomization so that it serves both conditions)
     from ..evaluation.evaluate import evaluate
 
@@ -258,13 +270,7 @@ def compare(
             pdata.progress.append(read_progress(run_dir))
             pdata.nominal.append(nom)
             pdata.randomized.append(rnd)
-            rows = read_curve(run_dir) if run.is_dir() else []
-            if not rows and sweep > 0 and run.is_dir() and run_checkpoints(run_dir):
-                print(f"  evaluating the checkpoints of {label} seed {seed} ({len(checkpoints(run_dir, sweep_every))} "
-                      f"x {sweep} randomized episodes)", flush=True)
-                rows, env = sweep_run(run_dir, episodes=sweep, randomize=True, every=sweep_every, device=device,
-                                      seed=eval_seed, clip=clip, env=env)
-            pdata.curves.append(rows)
+            pdata.curves.append(read_curve(run_dir) if run.is_dir() else [])
             clip_paths.add(nom.settings["clip"])
             if not pdata.progress[-1]:
                 notes.append(f"{run}: no progress.jsonl: no learning curve for this run")
