@@ -64,6 +64,8 @@ class _Plan:
 
         self.run_dir = Path(run_dir)
         self.episodes, self.randomize, self.seed, self.clip = episodes, randomize, seed, clip
+        # how each checkpoint is evaluated (imitation.evaluation.evaluate's settings)
+        self.settings = {"clip": clip, "episodes": episodes, "randomize": randomize, "device": device, "seed": seed}
         self.ckpts = checkpoints(self.run_dir, every)
         _, info = load_policy(self.ckpts[-1][1], device)
         self.per_it = env_steps_per_iteration(self.run_dir, info["config"])
@@ -90,6 +92,16 @@ class _Plan:
             f"{row['successes']:3d}/{self.episodes}, pitch {row['pitch_rotation_deg_mean']:.0f} deg, "
             f"joint RMSE {row['joint_rmse_mean']:.3f} rad")
 
+    def evaluate_here(self, env, rebuild: bool, write: bool, log):
+        """Evaluate the pending checkpoints in this process, starting with `env`; returns the env last used."""
+        from .evaluate import evaluate
+
+        for n, path in self.pending():
+            res = evaluate(path, env=env, rebuild=rebuild, **self.settings)
+            env = res.env
+            self.add(n, res, write, log)
+        return env
+
     def write(self) -> None:
         doc = {"run": str(self.run_dir), "episodes": self.episodes, "randomize": self.randomize, "seed": self.seed,
                "clip": None if self.clip is None else str(self.clip), "success_tolerances": self.tolerances,
@@ -102,14 +114,8 @@ def sweep_run(run_dir, *, episodes: int = 100, randomize: bool = True, every: in
               log=print) -> tuple[list[dict], object]:
     """Evaluate the run's checkpoints in this process; returns (rows, env). Writes <run>/eval_curve[_nominal].json
     after every checkpoint. `env`, `rebuild`: as `evaluate`'s."""
-    from .evaluate import evaluate
-
     plan = _Plan(run_dir, episodes, randomize, every, seed, clip, device)
-    for n, path in plan.pending():
-        res = evaluate(path, clip=clip, episodes=episodes, randomize=randomize, device=device, seed=seed, env=env,
-                       rebuild=rebuild)
-        env = res.env
-        plan.add(n, res, write, log)
+    env = plan.evaluate_here(env, rebuild, write, log)
     if write:
         plan.write()
     return plan.rows(), env
@@ -123,15 +129,13 @@ def sweep_runs(run_dirs, *, episodes: int = 100, randomize: bool = True, every: 
     handing out one checkpoint at a time. Every checkpoint is evaluated with the same seed, so its row does not
     depend on the process that made it. Returns {run folder: rows}; writes each run's curve after every
     checkpoint, so a stopped sweep (Ctrl-C, SIGTERM: KeyboardInterrupt) keeps what it finished."""
-    kwargs = {"clip": clip, "episodes": episodes, "randomize": randomize, "device": device, "seed": seed}
     plans = [_Plan(r, episodes, randomize, every, seed, clip, device) for r in run_dirs]
     tasks = [(i, n, str(path)) for i, plan in enumerate(plans) for n, path in plan.pending()]
     jobs = max(1, min(int(jobs), len(tasks)))
     with _sigterm_as_interrupt():
         if jobs == 1:
             for plan in plans:
-                rows, env = sweep_run(plan.run_dir, every=every, env=env, rebuild=True, log=log, **kwargs)
-                plan.done = {r["iteration"]: r for r in rows}
+                env = plan.evaluate_here(env, True, True, log)
         else:
             import multiprocessing
 
@@ -139,10 +143,11 @@ def sweep_runs(run_dirs, *, episodes: int = 100, randomize: bool = True, every: 
             with multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_start) as pool:
                 # On any way out (an error, Ctrl-C, SIGTERM) the pool's `with` stops its processes; the rows
                 # finished so far are written.
-                for i, n, res in pool.imap_unordered(_evaluate_in_worker, ((t, kwargs) for t in tasks)):
+                work = ((t, plans[t[0]].settings) for t in tasks)
+                for i, n, res in pool.imap_unordered(_evaluate_in_worker, work):
                     plans[i].add(n, res, True, log)
-            for plan in plans:
-                plan.write()
+        for plan in plans:
+            plan.write()
     return {plan.run_dir: plan.rows() for plan in plans}
 
 

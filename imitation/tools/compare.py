@@ -241,8 +241,8 @@ def compare(
 
     # ---- checkpoint sweeps of the runs without an eval curve: one process per core (imitation sweep --jobs)
     if sweep > 0:
-        todo = [run_folder(run) for members in groups.values() for _, run in members
-                if run.is_dir() and not read_curve(run_folder(run)) and run_checkpoints(run_folder(run))]
+        folders = [run_folder(run) for members in groups.values() for _, run in members if run.is_dir()]
+        todo = [d for d in folders if not read_curve(d) and run_checkpoints(d)]
         if todo:
             every = f", one per {sweep_every} iterations" if sweep_every else ""
             print(f"  evaluating the checkpoints of {len(todo)} run(s) ({sweep} randomized episodes each{every})",
