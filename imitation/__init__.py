@@ -2,6 +2,7 @@
 the `retarget` package).
 
     clip -> refine/ -> env/ -> rl/ -> evaluation/ -> analysis/ (report)
+                                  `-> bundle.py -> sim2sim/ (the same policy judged in MuJoCo)
 
     cli.py        the `imitation` command; each subcommand imports its stage lazily
     config.py     experiment YAML: the schema, includes, defaults, config paths
@@ -13,11 +14,13 @@ the `retarget` package).
     rl/           PPO training, on one process or several ranks
     evaluation/   policies, deterministic evaluation, checkpoint sweeps, videos
     analysis/     episode metrics and the comparison report (numpy and matplotlib)
+    bundle.py     the policy bundle: what a runner needs of a shipped policy, as JSON and ONNX metadata
+    sim2sim/      a shipped policy run from its bundle and judged in MuJoCo (imports no genesis)
     tools/        commands that run the stages together: compare, ship, bench, scaling
 
 A package imports only from those before it in this order (and `retarget`):
 
-    utils -> config, runs, sim -> env -> analysis -> refine, rl, evaluation -> tools -> cli
+    utils -> config, runs, sim -> env -> analysis, bundle -> refine, rl, evaluation -> sim2sim -> tools -> cli
 
 with one lookup against it: config checks reward term names and parameters in the env's registry
 (imitation.env.rewards), importing it when a config is validated.

@@ -61,8 +61,18 @@ def cmd_eval(args) -> int:
     from .evaluation.evaluate import evaluate, report, write_json
     from .runs import policy_label
 
-    result = evaluate(args.policy, clip=args.clip, config=args.config, episodes=args.episodes,
-                      randomize=args.randomize, device=args.device, seed=args.seed)
+    if args.sim == "mujoco":
+        from .sim2sim.evaluate import evaluate_mujoco
+
+        if args.config is not None:
+            raise InputError("--config: a MuJoCo evaluation runs the policy's bundle as shipped")
+        result = evaluate_mujoco(args.policy, clip=args.clip, episodes=args.episodes, randomize=args.randomize,
+                                 variant=args.actuators, seed=args.seed, physics_hz=args.physics_hz)
+    else:
+        if args.actuators != "nominal" or args.physics_hz is not None:
+            raise InputError("--actuators and --physics-hz are settings of --sim mujoco")
+        result = evaluate(args.policy, clip=args.clip, config=args.config, episodes=args.episodes,
+                          randomize=args.randomize, device=args.device, seed=args.seed)
     print(report(result, policy_label(args.policy)))
     if args.json:
         print(f"json: {write_json(result, args.json)}")
@@ -279,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--randomize", action="store_true",
                    help="domain randomization: friction, added base mass, kp/kd scale, action latency")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--sim", choices=("genesis", "mujoco"), default="genesis",
+                   help="engine: genesis (the training env), or mujoco: a shipped policy folder run from its bundle "
+                        "and policy.onnx alone (--randomize adds actuator, contact and physics-rate draws)")
+    e.add_argument("--actuators", default="nominal", help="mujoco: nominal (the robot config's actuator model) or "
+                                                          "realistic (MuJoCo Menagerie's Go2 joint figures)")
+    e.add_argument("--physics-hz", type=float, default=None, help="mujoco: physics rate (default 500)")
     e.add_argument("--json", default=None, help="write per-episode metrics, summary and settings here")
     e.add_argument("--device", default="cpu", help="cpu or cuda")
     e.set_defaults(func=cmd_eval)

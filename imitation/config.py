@@ -266,6 +266,11 @@ SCHEMA = Section(
         kp_scale=Range([0.8, 1.2]),
         kd_scale=Range([0.8, 1.2]),
         action_latency_probability=Num(0.0),    # share of envs with one-step latency (resampled at reset)
+        # The actuator model (configs/robot/go2.yaml `actuators`), drawn per env and joint from absolute ranges; null:
+        # the robot's nominal values. The ranges span what a second engine or the real motors may differ in.
+        armature=Maybe(Range(), [0.0, 0.02]),       # kg m^2 (nominal: hip, thigh 0.0045, knee 0.0165)
+        friction_loss=Maybe(Range(), [0.0, 0.3]),   # N m
+        joint_damping=Maybe(Range(), [0.0, 0.3]),   # N m s/rad
         # Mean number of control steps between redraws of friction, base mass and kp / kd for the envs that reset
         # inside step() (1: at every reset). reset_envs() always redraws.
         physics_redraw_every=Int(10, min=1),
@@ -372,7 +377,8 @@ SCHEMA = Section(
 # Domain-randomization ranges that draw the nominal robot, and no initial-state noise: what playback of an env
 # built with randomization uses for the nominal robot.
 NOMINAL_DR = {"friction": [1.0, 1.0], "added_base_mass": [0.0, 0.0], "kp_scale": [1.0, 1.0],
-              "kd_scale": [1.0, 1.0], "action_latency_probability": 0.0}
+              "kd_scale": [1.0, 1.0], "action_latency_probability": 0.0, "armature": None, "friction_loss": None,
+              "joint_damping": None}
 ZERO_NOISE = {k: 0.0 for k in ("root_pos", "root_rot", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel")}
 # The `termination` settings that switch every early termination off (evaluation, refinement).
 TERMINATIONS_OFF = {"body_contact": False, "max_height_error": None, "max_position_error": None,

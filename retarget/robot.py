@@ -22,8 +22,9 @@ DEFAULT_ROBOT = PROJECT_ROOT / "configs" / "robot" / "go2.yaml"
 
 _ROBOT_KEYS = {
     "name", "urdf", "base_link", "legs", "leg_joints", "foot_link", "foot_radius", "body_links",
-    "poses", "default_pose",
+    "poses", "default_pose", "actuators",
 }
+_ACTUATOR_KEYS = ("armature", "damping", "friction_loss")
 
 
 def genesis_assets_dir() -> Path:
@@ -54,6 +55,9 @@ class Robot:
     foot_offset: np.ndarray               # (4, 3) calf -> foot
     poses: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (12,)
     default_pose_name: str = "stand"
+    armature: np.ndarray = field(default_factory=lambda: np.zeros(12))       # (12,) kg m^2, reflected rotor inertia
+    joint_damping: np.ndarray = field(default_factory=lambda: np.zeros(12))  # (12,) N m s/rad, passive
+    friction_loss: np.ndarray = field(default_factory=lambda: np.zeros(12))  # (12,) N m, Coulomb joint friction
 
     @property
     def default_pose(self) -> np.ndarray:
@@ -134,13 +138,26 @@ def load_robot(path: str | Path = DEFAULT_ROBOT) -> Robot:
     if cfg["default_pose"] not in poses:
         raise InputError(f"{path}: default_pose {cfg['default_pose']!r} is not among poses")
 
+    act = cfg["actuators"]
+    if not isinstance(act, dict) or set(act) != set(_ACTUATOR_KEYS):
+        raise InputError(f"{path}: actuators: needs exactly the keys {list(_ACTUATOR_KEYS)}")
+    per_joint = {}
+    for key in _ACTUATOR_KEYS:
+        v = act[key]
+        if (not isinstance(v, list) or len(v) != len(parts)
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in v)):
+            raise InputError(f"{path}: actuators.{key}: {len(parts)} non-negative numbers per leg joint "
+                             f"{list(parts)}, got {v!r}")
+        per_joint[key] = np.tile(np.asarray(v, float), len(legs))
+
     robot = Robot(
         name=cfg["name"], urdf_path=urdf_path, base_link=cfg["base_link"], legs=legs,
         joint_names=joint_names, foot_names=foot_names, body_links=tuple(cfg["body_links"]),
         foot_radius=float(cfg["foot_radius"]), lower=lower, upper=upper, effort=effort,
         velocity=velocity, hip_offset=offsets[:, 0], thigh_offset=offsets[:, 1],
         calf_offset=offsets[:, 2], foot_offset=offsets[:, 3], poses=poses,
-        default_pose_name=cfg["default_pose"],
+        default_pose_name=cfg["default_pose"], armature=per_joint["armature"],
+        joint_damping=per_joint["damping"], friction_loss=per_joint["friction_loss"],
     )
     _check_leg_structure(robot, urdf_path)
     for pname, q in poses.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -58,16 +59,15 @@ def test_observation_layout(env):
 def test_future_reference_observations(env):
     n = env.num_envs
     env.reset_envs(_all(env), _frames(env, 10))
-    saved = env.future_offsets, env.future_terms
+    saved = env.obs_spec
     try:
-        env.future_offsets = torch.tensor([1, 5], device=env.device)
-        env.future_terms = ("joint_pos", "attitude")
+        env.obs_spec = dataclasses.replace(saved, future_frames=(1, 5), future_terms=("joint_pos", "attitude"))
         p = env._observations()["policy"]
         assert p.shape == (n, 60 + 2 * 12 + 2 * 6)
         torch.testing.assert_close(p[:, 60:72], env.ref.dof_pos[11].expand(n, 12) - env.default_dof_pos)
         torch.testing.assert_close(p[:, 72:84], env.ref.dof_pos[15].expand(n, 12) - env.default_dof_pos)
     finally:
-        env.future_offsets, env.future_terms = saved
+        env.obs_spec = saved
 
 
 def _imitation_share(env) -> torch.Tensor:

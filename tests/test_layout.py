@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "imitation"
 
 # A package may import its own modules and those of any earlier layer.
-LAYERS = [{"utils"}, {"config", "runs", "sim"}, {"env"}, {"analysis"}, {"refine", "rl", "evaluation"}, {"tools"},
-          {"cli"}]
+LAYERS = [{"utils"}, {"config", "runs", "sim"}, {"env"}, {"analysis", "bundle"}, {"refine", "rl", "evaluation"},
+          {"sim2sim"}, {"tools"}, {"cli"}]
 # Imports within a layer, and the one lookup against the order: config checks reward terms in the env's registry.
 ALLOWED = {("runs", "config"), ("config", "env")}
 
@@ -69,7 +69,7 @@ def test_imports_go_one_way_through_the_layers(path):
         assert _layer(dest) < _layer(source), f"{_module_name(path)} imports {target}: a later or sibling layer"
 
 
-TORCH_FREE = ["imitation.cli", "imitation.config", "imitation.runs", "imitation.sim", "imitation.env",
+TORCH_FREE = ["imitation.cli", "imitation.config", "imitation.runs", "imitation.sim", "imitation.env", "imitation.bundle",
               "imitation.utils.quiet", "imitation.analysis", *sorted(
                   f"imitation.analysis.{p.stem}" for p in (PACKAGE / "analysis").glob("*.py") if p.stem != "__init__")]
 

@@ -448,7 +448,7 @@ def _single_headline(summaries: dict[str, dict], speed: dict) -> list[str]:
                       if "success_ci_low" in sm else "")
                 out.append(f"- **Success rate, {cond}**: {100 * v:.0f}%{ci}.")
     steps = speed.get("median_env_steps")
-    out.append(f"- **Learning speed**: " + (f"{speed_target(speed)} after {_steps(steps)} env steps (median over "
+    out.append("- **Learning speed**: " + (f"{speed_target(speed)} after {_steps(steps)} env steps (median over "
                                            f"seeds)." if steps else f"never reached {speed_target(speed)}."))
     return out
 

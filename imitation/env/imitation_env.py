@@ -15,7 +15,6 @@ future reference frames); the critic group optionally adds privileged state.
 
 from __future__ import annotations
 
-import math
 import random
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,9 +32,10 @@ from retarget.robot import load_robot
 
 from ..config import NOMINAL_DR, TERMINATIONS_OFF, ZERO_NOISE, resolve_path
 from ..utils.quiet import filtered_stderr
-from ..utils.rotations import (quat_conj, quat_error_angle, quat_mul, quat_rotate, quat_rotate_inverse, quat_to_rot6d,
+from ..utils.rotations import (quat_conj, quat_error_angle, quat_mul, quat_rotate, quat_rotate_inverse,
                                quat_to_rotvec)
 from . import success
+from .observations import ObservationSpec, pd_target, phase_encoding, policy_observation, residual_base
 from .online_success import OnlineSuccess
 from .reference import Reference, episode_length_s
 from .rewards import RewardSum, State
@@ -111,10 +111,7 @@ class ImitationEnv(VecEnv):
         self.residual = ecfg["action_mode"] == "residual"
         self.residual_lead = int(ecfg["residual_lead"])
         self.residual_velocity_gain = float(ecfg["residual_velocity_gain"])
-        self.obs_last_actions_current = ocfg["last_actions"] == "current"
         self.default_dof_pos = torch.tensor(self.robot_desc.default_pose, dtype=f32, device=dev)
-        self.future_offsets = torch.tensor(ocfg["future_frames"], dtype=torch.long, device=dev)
-        self.future_terms = tuple(ocfg["future_terms"]) if len(ocfg["future_frames"]) else ()
         self.privileged_critic = ocfg["privileged_critic"]
         self.max_height_error = tcfg["max_height_error"]
         self.max_position_error = tcfg["max_position_error"]
@@ -128,14 +125,11 @@ class ImitationEnv(VecEnv):
         self._redraw_rng = random.Random(cfg.get("seed"))
         self.rewards = RewardSum(cfg["rewards"]["terms"], self.dt, cfg["rewards"]["scale_by_dt"])
         self.residual_base_kind = self._residual_base_kind(ecfg["residual_base"], clip)
-        self._residual_base = None            # per clip frame k, the base of the residual PD target
-        if self.residual_base_kind == "pd_target":
-            # The refined clip's own open-loop targets: with zero action the robot replays the clip exactly.
-            self._residual_base = self.ref.pd_target
-        elif self.residual:
-            # Base of the PD target per current clip frame k: the reference joints of frame k + lead (clamped to the
-            # last frame), plus the velocity feed-forward. Made once: step() then does one row lookup.
-            self._residual_base = self.ref.joints_ahead(self.residual_lead, self.residual_velocity_gain)
+        # Per clip frame k, the base of the residual PD target (None: around the default pose). Made once: step()
+        # then does one row lookup.
+        self._residual_base = residual_base(self.ref, self.residual_base_kind, self.residual_lead,
+                                            self.residual_velocity_gain)
+        self.obs_spec = ObservationSpec.from_config(cfg, self.ref, self.episode_length_s)
 
     def _build_scene(self, show_viewer: bool) -> None:
         """A plane and one Go2 per env, built for num_envs envs (per-env gains and masses under randomization)."""
@@ -201,6 +195,10 @@ class ImitationEnv(VecEnv):
         self.robot.set_dofs_kv([self.kd] * 12, self.dof_idx_list)
         effort = robot.effort if ecfg["torque_limits"] else np.full(12, 1e6)
         self.robot.set_dofs_force_range(-effort, effort, self.dof_idx_list)
+        # The robot's actuator model, explicit (Genesis would otherwise give every joint 0.1 kg m^2 of armature).
+        self.nominal_actuators = {k: torch.tensor(v, dtype=torch.float32, device=dev) for k, v in (
+            ("armature", robot.armature), ("friction_loss", robot.friction_loss), ("joint_damping", robot.joint_damping))}
+        self._set_actuators(None, **{k: v.expand(self.num_envs, 12) for k, v in self.nominal_actuators.items()})
         self.effort = torch.tensor(effort, dtype=torch.float32, device=dev)
         self.dof_lower = torch.tensor(robot.lower, dtype=torch.float32, device=dev)
         self.dof_upper = torch.tensor(robot.upper, dtype=torch.float32, device=dev)
@@ -237,7 +235,7 @@ class ImitationEnv(VecEnv):
         self.any_delay = latency or (self.dr_on and self.dr["action_latency_probability"] > 0)
         self.episode_sums = z(len(self.rewards.names))
         # The phase encoding of every frame a training episode reaches: a lookup per step instead of computing it.
-        self._phase_table = self._phase_encoding(torch.arange(self.max_episode_length + 1, device=dev))
+        self._phase_table = phase_encoding(self.obs_spec, torch.arange(self.max_episode_length + 1, device=dev))
         self.gravity = torch.tensor([0.0, 0.0, -1.0], dtype=f32, device=dev).expand(n, 3)
         self.extras: dict = {}
         self.termination_reasons = torch.zeros(n, len(TERMINATIONS), dtype=torch.bool, device=dev)
@@ -302,11 +300,8 @@ class ImitationEnv(VecEnv):
         # 1. actions -> PD targets -> physics
         self.actions[:] = actions.to(self.device).clamp(-self.clip_actions, self.clip_actions)
         executed = torch.where(self.delayed[:, None], self.last_actions, self.actions) if self.any_delay else self.actions
-        if self.residual:  # reference of frame k + lead, plus a velocity feed-forward against the PD damping lag
-            base = self._residual_base[self.ref.row(self.frame)]
-        else:
-            base = self.default_dof_pos
-        torch.add(base, executed, alpha=self.action_scale, out=self.pd_target)
+        self.pd_target.copy_(pd_target(self._residual_base if self.residual else None, self.ref, self.frame,
+                                       self.default_dof_pos, executed, self.action_scale))
         self.robot.control_dofs_position(self.pd_target, self.dof_idx_list)
         self.scene.step()
         self.frame += 1
@@ -544,6 +539,8 @@ class ImitationEnv(VecEnv):
         friction = u(d["friction"], 1)
         added_mass = u(d["added_base_mass"], 1)
         self.set_physics(idx, friction, added_mass, u(d["kp_scale"], 1), u(d["kd_scale"], 1))
+        self._set_actuators(idx, **{name: nominal.expand(k, 12) if d[name] is None else u(d[name], 12)
+                                    for name, nominal in self.nominal_actuators.items()})
         if p_latency > 0:  # after the physics, per reset env: the order of the draws a seeded evaluation repeats
             self.delayed[idx] = (torch.rand(k, device=dev) < p_latency) | latency
 
@@ -560,45 +557,26 @@ class ImitationEnv(VecEnv):
         self.robot.set_dofs_kp(kp.expand(k, 12), self.dof_idx_list, idx)
         self.robot.set_dofs_kv(kd.expand(k, 12), self.dof_idx_list, idx)
 
-    # ------------------------------------------------------------------ observations
+    def _set_actuators(self, idx: torch.Tensor | None, armature, friction_loss, joint_damping) -> None:
+        """Armature (kg m^2), friction loss (N m) and passive damping (N m s/rad), each (k, 12), of the envs `idx`
+        (k,) (None: all envs; the same values for every env unless the scene has per-env dofs)."""
+        if idx is None and not self.dr_on:
+            armature, friction_loss, joint_damping = armature[0], friction_loss[0], joint_damping[0]
+        self.robot.set_dofs_armature(armature, self.dof_idx_list, idx)
+        self.robot.set_dofs_frictionloss(friction_loss, self.dof_idx_list, idx)
+        self.robot.set_dofs_damping(joint_damping, self.dof_idx_list, idx)
 
-    def _phase_encoding(self, frame: torch.Tensor) -> torch.Tensor:
-        """(n, 6): phase = pi * t / episode length, t the clip time of `frame` (n,), encoded as sin, cos of phase,
-        phase/2, phase/4 (the Genesis backflip example's clock). A looping clip's clock is cyclic instead: sin, cos
-        of 2 pi, 4 pi and 8 pi times the phase within the cycle (one period per cycle, and its harmonics)."""
-        if self.ref.loop:
-            phase = (torch.remainder(frame, self.ref.cycle) * (2 * math.pi / self.ref.cycle))[:, None] * torch.tensor(
-                [1.0, 2.0, 4.0], device=self.device)
-            return torch.stack([torch.sin(phase), torch.cos(phase)], dim=-1).reshape(len(frame), 6)
-        phase = (frame * (math.pi * self.dt / self.episode_length_s))[:, None] * torch.tensor(
-            [1.0, 0.5, 0.25], device=self.device)
-        return torch.stack([torch.sin(phase), torch.cos(phase)], dim=-1).reshape(len(frame), 6)
+    # ------------------------------------------------------------------ observations
 
     def _observations(self) -> TensorDict:
         if self.max_episode_length < len(self._phase_table):
-            phase_enc = self._phase_table[self.frame.clamp(max=self.max_episode_length)]
+            phase = self._phase_table[self.frame.clamp(max=self.max_episode_length)]
         else:  # evaluation or rendering runs episodes past the training length
-            phase_enc = self._phase_encoding(self.frame)
-        last = self.actions if self.obs_last_actions_current else self.last_actions
-        parts = [
-            self.root_ang_vel_b * 0.25,         # 3
-            self.projected_gravity,             # 3
-            self.dof_pos - self.default_dof_pos,  # 12
-            self.dof_vel * 0.05,                # 12
-            self.actions,                       # 12
-            last,                               # 12
-            phase_enc,                          # 6
-        ]
-        if self.future_terms:
-            k = len(self.future_offsets)
-            if "joint_pos" in self.future_terms:
-                q = self.ref.future(self.frame, self.future_offsets, "dof_pos") - self.default_dof_pos
-                parts.append(q.reshape(self.num_envs, -1))
-            if "attitude" in self.future_terms:
-                qr = self.ref.future(self.frame, self.future_offsets, "root_quat")
-                rel = quat_mul(quat_conj(self.root_quat)[:, None].expand(-1, k, 4), qr)
-                parts.append(quat_to_rot6d(rel).reshape(self.num_envs, -1))
-        policy = torch.cat(parts, dim=-1)
+            phase = None
+        policy = policy_observation(
+            self.obs_spec, self.ref, self.frame, root_quat=self.root_quat, root_ang_vel_b=self.root_ang_vel_b,
+            projected_gravity=self.projected_gravity, dof_pos=self.dof_pos, dof_vel=self.dof_vel,
+            default_dof_pos=self.default_dof_pos, actions=self.actions, last_actions=self.last_actions, phase=phase)
         critic = policy
         if self.privileged_critic:
             ref = self.ref.frame(self.frame)

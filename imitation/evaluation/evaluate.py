@@ -299,7 +299,12 @@ def write_json(result: EvalResult, path) -> Path:
 
 def report(result: EvalResult, label: str) -> str:
     s = result.settings
-    head = (f"{label}: {s['episodes']} episodes from t = 0, {'randomized' if s['randomize'] else 'nominal'}; "
+    where = ""
+    if s.get("sim") == "mujoco":
+        where = (" in MuJoCo" + ("" if s["randomize"] else f" at {s['physics_hz']:g} Hz")
+                 + (", realistic actuators" if s.get("variant") == "realistic" else ""))
+    head = (f"{label}: {s['episodes']} episodes from t = 0{where}, "
+            f"{'randomized' if s['randomize'] else 'nominal'}; "
             f"kp {s['kp']:g}, kd {s['kd']:g}, action scale {s['action_scale']:g} ({s['action_mode']}), "
             f"latency {'1 step' if s['action_latency'] else 'none'}, episode {s['episode_length_s']:g} s")
     return head + "\n" + format_table({label: result.summary})

@@ -32,6 +32,7 @@ from retarget.files import write_text_atomic
 from retarget.robot import PROJECT_ROOT
 
 from .. import runs
+from ..sim2sim.summary import pct as mj_pct
 
 POLICIES_DIR = PROJECT_ROOT / "policies"
 BASELINE_SUFFIX = "_reward"     # policies/<skill>_reward_s<seed>: the skill's reward-only baseline
@@ -96,8 +97,44 @@ def run_skill(skill: Skill, out: Path, *, episodes: int = 100, video: bool = Tru
     labels = {group(skill.policies): "imitation"}
     if skill.baselines:
         labels[group(skill.baselines)] = "reward-only"
-    return compare(out / skill.name, runs=skill.policies + skill.baselines, clip=clip, episodes=episodes, video=video,
-                   device=device, title=skill.name.replace("_", " "), labels=labels)
+    report = compare(out / skill.name, runs=skill.policies + skill.baselines, clip=clip, episodes=episodes,
+                     video=video, device=device, title=skill.name.replace("_", " "), labels=labels)
+    add_mujoco(skill, out / skill.name, report, clip, episodes=episodes, video=video)
+    return report
+
+
+def add_mujoco(skill: Skill, folder: Path, report: Path, clip: Path, *, episodes: int, video: bool) -> dict:
+    """The skill's policies judged in MuJoCo (imitation.sim2sim): mujoco.json, a section of its report and a video
+    of the MuJoCo run beside the reference ghost."""
+    from ..sim2sim import summary
+
+    print(f"  {skill.name}: MuJoCo evaluation", flush=True)
+    doc = summary.judge_policies(skill.policies, episodes=episodes)
+    summary.write(doc, folder)
+    name = None
+    if video:
+        import numpy as np
+
+        from retarget.clip import read_clip
+
+        from ..evaluation.render import render_tracks, track_from_clip, track_from_trajectory
+        from .compare import LOOP_VIDEO_S
+
+        traj = doc["trajectory"].trajectory
+        ref = read_clip(clip)
+        n = int(traj.length[0])
+        if ref.loop_mode == "wrap":
+            n = min(n, int(round(LOOP_VIDEO_S / traj.dt)))
+        tracks = [track_from_trajectory(traj, 0, label="MuJoCo"), track_from_clip(ref, np.arange(n) * traj.dt)]
+        name = "mujoco.mp4"
+        render_tracks(tracks, folder / name, traj.dt, res=(640, 360), max_frames=n,
+                      frame_png=folder / "mujoco_frame.png", frame_png_time=float(np.argmax(tracks[1].root_pos[:, 2]))
+                      * traj.dt, verbose=False)
+    text = report.read_text()
+    cut = text.find("## MuJoCo (sim-to-sim)")
+    text = (text[:cut].rstrip() + "\n\n" if cut >= 0 else text.rstrip() + "\n\n") + summary.markdown(doc, name)
+    write_text_atomic(report, text)
+    return doc
 
 
 def pipeline(out: str | Path, *, skills=None, jobs: int = 2, episodes: int = 100, video: bool = True,
@@ -160,8 +197,12 @@ def write_index(out: Path, chosen, wall_s: float) -> Path:
                     "Imitation policies of every seed pooled; randomized = domain randomization (friction, base mass, "
                     "gains, action latency). Env steps to 90%: the first shipped checkpoint evaluation with >= 90% "
                     "randomized success, median over seeds. Wall time: training, per seed.", "",
-                    "| skill | motion file | seeds | success nominal | success randomized | env steps to 90% | "
-                    "training wall time | report |", "|---|---|---:|---:|---:|---:|---:|---|"]
+                    "MuJoCo: the same policies run from their bundles in a second engine (imitation eval --sim "
+                    "mujoco), with the robot's actuator model; randomized adds actuator, contact and physics-rate "
+                    "draws (docs/sim2sim.md).", "",
+                    "| skill | motion file | seeds | success nominal | success randomized | MuJoCo nominal | "
+                    "MuJoCo randomized | env steps to 90% | training wall time | report |",
+                    "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for s in chosen:
         summary = json.loads((out / s.name / "summary.json").read_text())
         ss = summary["summaries"]
@@ -175,8 +216,12 @@ def write_index(out: Path, chosen, wall_s: float) -> Path:
                "success_nominal": ss.get("nominal", {}).get("imitation", {}).get("success_rate"),
                "success_randomized": ss.get("randomized", {}).get("imitation", {}).get("success_rate"),
                "median_env_steps_to_90": steps, "training_wall_s": walls}
+        mj_file = out / s.name / "mujoco.json"
+        mj = json.loads(mj_file.read_text())["pooled"] if mj_file.is_file() else {}
+        row["mujoco"] = {c: v["success_rate"] for c, v in mj.items()}
         rows.append(row)
         md.append(f"| {s.name} | `{row['source']}` | {row['seeds']} | {pct('nominal')} | {pct('randomized')} | "
+                  f"{mj_pct(mj.get('nominal'))} | {mj_pct(mj.get('randomized'))} | "
                   f"{f'{steps / 1e6:.2f}M' if steps else 'never'} | "
                   f"{', '.join(f'{w / 60:.0f} min' for w in walls) or '-'} | [report]({s.name}/report.md) |")
     md += ["", f"Made by `imitation pipeline` in {wall_s:.0f} s.", ""]
@@ -184,4 +229,21 @@ def write_index(out: Path, chosen, wall_s: float) -> Path:
     path = out / "skills.md"
     write_text_atomic(path, "\n".join(md))
     print(f"skills: {path}")
+    if out.resolve() == (PROJECT_ROOT / "docs" / "results").resolve():
+        update_readme_table(md, "docs/results/")
     return path
+
+
+README_MARKS = ("<!-- skills table: written by imitation pipeline --out docs/results -->", "<!-- end of skills table -->")
+
+
+def update_readme_table(md: list[str], prefix: str) -> None:
+    """README's skill table (between README_MARKS), from the lines of skills.md, links made README-relative."""
+    readme = PROJECT_ROOT / "README.md"
+    text = readme.read_text()
+    start, end = (text.find(m) for m in README_MARKS)
+    if start < 0 or end < start:
+        return
+    table = [line.replace("](", "](" + prefix) for line in md if line.startswith("|")]
+    text = text[:start + len(README_MARKS[0])] + "\n" + "\n".join(table) + "\n" + text[end:]
+    write_text_atomic(readme, text)

@@ -4,6 +4,8 @@
     config.yaml                     the resolved training config (evaluation reads its settings)
     progress.jsonl                  the training log, every `every`-th iteration and the last, learning-curve keys only
     eval_curve*.json                the checkpoint evaluations (imitation sweep), if made
+    bundle.json                     what a runner needs without this project (imitation.bundle; also in the ONNX
+                                    file's metadata)
     provenance.json                 where the policy comes from: the reference clip and its sha256, the motion file it
                                     was made from (path in the project and sha256) and how (retargeting, refinement
                                     settings), the training config's experiment, seed, envs and budget
@@ -23,6 +25,7 @@ from retarget.files import atomic_path, write_text_atomic
 from retarget.robot import PROJECT_ROOT
 
 from .. import runs
+from ..bundle import bundle_of_folder, check_bundle, write_bundle
 
 # Keys of a progress record that the report's learning curves and speed use.
 _TOP_KEYS = ("iteration", "env_steps", "wall_time", "steps_per_s", "mean_reward", "mean_episode_length", "action_std",
@@ -61,6 +64,8 @@ def ship_run(run_dir, dest, *, every: int = 5) -> Path:
         raise InputError(f"{dest}: exists and is not empty")
     if every < 1:
         raise InputError(f"--progress-every must be at least 1, got {every}")
+    prov = provenance(run_dir)
+    bundle = check_bundle(bundle_of_folder(run_dir), str(run_dir / runs.CONFIG))   # before anything is written
     dest.mkdir(parents=True, exist_ok=True)
     for src in (export, *runs.curve_files(run_dir), *onnx):
         with atomic_path(dest / src.name) as tmp:
@@ -70,7 +75,8 @@ def ship_run(run_dir, dest, *, every: int = 5) -> Path:
     if progress.is_file():
         thinned = thin_progress(progress.read_text().splitlines(), every)
         write_text_atomic(dest / runs.PROGRESS, "\n".join(thinned) + "\n")
-    write_text_atomic(dest / runs.PROVENANCE, json.dumps(provenance(run_dir), indent=1) + "\n")
+    write_text_atomic(dest / runs.PROVENANCE, json.dumps(prov, indent=1) + "\n")
+    write_bundle(dest, bundle)
     return dest
 
 
