@@ -66,11 +66,14 @@ def cmd_eval(args) -> int:
 
         if args.config is not None:
             raise InputError("--config: a MuJoCo evaluation runs the policy's bundle as shipped")
+        from .sim2sim.evaluate import parse_overrides
+
         result = evaluate_mujoco(args.policy, clip=args.clip, episodes=args.episodes, randomize=args.randomize,
-                                 variant=args.actuators, seed=args.seed, physics_hz=args.physics_hz)
+                                 variant=args.actuators, seed=args.seed, physics_hz=args.physics_hz,
+                                 overrides=parse_overrides(args.set))
     else:
-        if args.actuators != "nominal" or args.physics_hz is not None:
-            raise InputError("--actuators and --physics-hz are settings of --sim mujoco")
+        if args.actuators != "nominal" or args.physics_hz is not None or args.set:
+            raise InputError("--actuators, --physics-hz and --set are settings of --sim mujoco")
         result = evaluate(args.policy, clip=args.clip, config=args.config, episodes=args.episodes,
                           randomize=args.randomize, device=args.device, seed=args.seed)
     print(report(result, policy_label(args.policy)))
@@ -153,6 +156,15 @@ def cmd_sweep(args) -> int:
 def cmd_ship(args) -> int:
     from .tools.ship import ship_run
 
+    if args.bundle_only:
+        from .bundle import bundle_of_folder, write_bundle
+
+        if args.dest is not None:
+            raise InputError("--bundle-only takes one shipped policy folder, no DEST")
+        print(f"bundle: {write_bundle(args.run, bundle_of_folder(args.run))}")
+        return 0
+    if args.dest is None:
+        raise InputError("ship: give the run folder and a new policy folder DEST")
     dest = ship_run(args.run, args.dest, every=args.progress_every)
     print(f"shipped: {dest} ({sum(p.stat().st_size for p in dest.iterdir()) / 1e6:.2f} MB)")
     return 0
@@ -295,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--actuators", default="nominal", help="mujoco: nominal (the robot config's actuator model) or "
                                                           "realistic (MuJoCo Menagerie's Go2 joint figures)")
     e.add_argument("--physics-hz", type=float, default=None, help="mujoco: physics rate (default 500)")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="mujoco: fix one physics figure in every episode, e.g. armature=0.1 (every joint), "
+                        "friction_loss=0.2, damping=0.1, solref_time=0.01, physics_hz=1000, friction=0.5, "
+                        "added_base_mass=2, kp_scale=0.8, latency=1")
     e.add_argument("--json", default=None, help="write per-episode metrics, summary and settings here")
     e.add_argument("--device", default="cpu", help="cpu or cuda")
     e.set_defaults(func=cmd_eval)
@@ -358,7 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("ship", help="package a finished run as a small policy folder (exports, config, thinned "
                                      "training log, checkpoint evaluations), e.g. into policies/")
     sh.add_argument("run", help="run folder")
-    sh.add_argument("dest", help="new policy folder")
+    sh.add_argument("dest", nargs="?", default=None, help="new policy folder")
+    sh.add_argument("--bundle-only", action="store_true",
+                    help="write the bundle (bundle.json, ONNX metadata) into the already shipped folder RUN")
     sh.add_argument("--progress-every", type=int, default=5, help="keep every n-th progress record (default 5)")
     sh.set_defaults(func=cmd_ship)
 

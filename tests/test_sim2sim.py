@@ -223,3 +223,17 @@ def test_the_mujoco_runner_imports_no_genesis(stand_in):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True)
     assert proc.stdout.strip().splitlines()[-1] == "False"
     assert "success rate" in proc.stdout
+
+
+def test_one_physics_figure_at_a_time(stand_in, capsys):
+    from imitation.sim2sim.evaluate import evaluate_mujoco, parse_overrides
+
+    assert parse_overrides(["armature=0.1", "physics_hz=1000", "latency=1"]) == {
+        "armature": 0.1, "physics_hz": 1000.0, "latency": True}
+    res = evaluate_mujoco(stand_in, episodes=2, randomize=True, overrides={"armature": 0.1, "physics_hz": 250.0})
+    assert all(p["armature"] == [0.1] * 12 and p["physics_hz"] == 250.0 for p in res.settings["physics"])
+    assert main(["eval", str(stand_in), "--sim", "mujoco", "--set", "armature"]) == 2
+    assert main(["eval", str(stand_in), "--sim", "mujoco", "--set", "mass=2"]) == 2
+    assert main(["eval", str(stand_in), "--set", "armature=0.1"]) == 2          # a MuJoCo setting, not Genesis'
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("error: --") for line in err)

@@ -18,10 +18,37 @@ from retarget.errors import InputError
 VARIANTS = ("nominal", "realistic")
 
 
+def parse_overrides(items) -> dict:
+    """`--set KEY=VALUE` pairs as Physics fields (a number; the actuator terms apply to every joint)."""
+    from dataclasses import fields
+
+    from .runner import Physics
+
+    names = {f.name for f in fields(Physics)}
+    out = {}
+    for item in items or ():
+        key, _, value = item.partition("=")
+        if key not in names or not value:
+            raise InputError(f"--set {item}: expected KEY=VALUE with KEY one of {', '.join(sorted(names))}")
+        try:
+            out[key] = (value.lower() in ("1", "true", "yes")) if key == "latency" else float(value)
+        except ValueError:
+            raise InputError(f"--set {item}: {value!r} is not a number") from None
+    return out
+
+
+def _apply(phys, overrides: dict):
+    from dataclasses import replace
+
+    per_joint = {"armature", "friction_loss", "damping"}
+    return replace(phys, **{k: np.full(12, v) if k in per_joint else v for k, v in overrides.items()})
+
+
 def evaluate_mujoco(policy, *, episodes: int = 16, randomize: bool = False, variant: str = "nominal",
-                    seed: int = 0, physics_hz: float | None = None, clip=None, progress=None):
+                    seed: int = 0, physics_hz: float | None = None, clip=None, progress=None,
+                    overrides: dict | None = None):
     """An imitation.evaluation.evaluate.EvalResult of `episodes` MuJoCo episodes of the shipped policy folder
-    `policy`."""
+    `policy`; `overrides` (Physics field -> value) fix those fields in every episode (one factor at a time)."""
     from ..analysis.metrics import episode_metrics, summarize
     from ..evaluation.evaluate import EvalResult
     from .runner import DEFAULT_PHYSICS_HZ, MujocoRunner, draw_physics, nominal_physics, realistic_physics, trajectory
@@ -42,12 +69,13 @@ def evaluate_mujoco(policy, *, episodes: int = 16, randomize: bool = False, vari
     runs = []
     if randomize:
         for i in range(episodes):
-            runs.append(runner.run_episode(draw_physics(runner.bundle, rng)))
+            runs.append(runner.run_episode(_apply(draw_physics(runner.bundle, rng), overrides or {})))
             if progress is not None:
                 progress(i + 1, episodes)
     else:
         # Fixed physics: MuJoCo is deterministic, so every episode would be this one.
-        phys = (realistic_physics if variant == "realistic" else nominal_physics)(runner.bundle, hz)
+        phys = _apply((realistic_physics if variant == "realistic" else nominal_physics)(runner.bundle, hz),
+                      overrides or {})
         runs = [runner.run_episode(phys)] * episodes
     traj, fault = trajectory(runs, runner.dt, runner.robot.joint_names, runner.robot.foot_names)
     from retarget.clip import read_clip
@@ -65,6 +93,6 @@ def evaluate_mujoco(policy, *, episodes: int = 16, randomize: bool = False, vari
         "kp": c["kp"], "kd": c["kd"], "action_scale": c["action_scale"], "action_mode": c["action_mode"],
         "action_latency": bool(c["latency_steps"]), "last_actions": runner.spec.last_actions,
         "success_tolerances": tol, "physics": [r.physics.to_json() for r in runs[:episodes if randomize else 1]],
-        "deterministic": not randomize,
+        "deterministic": not randomize, "overrides": overrides or {},
     }
     return EvalResult(summary=summarize(metrics), metrics=metrics, trajectory=traj, settings=settings)

@@ -192,6 +192,7 @@ def compare(
     external=(),
     title: str | None = None,
     labels: dict[str, str] | None = None,
+    extra_tracks=(),
 ) -> Path:
     """The whole job: train (or take `runs`), evaluate, report. Returns the report's path.
 
@@ -201,7 +202,8 @@ def compare(
 
     `external`: policy files from elsewhere (e.g. the official Genesis `single.pt`), evaluated the same way and
     shown as further columns (no learning curves: there is no training log). `labels` renames groups (experiment
-    name -> label); `title`: the motion's name in the report (default: the clip's)."""
+    name -> label); `title`: the motion's name in the report (default: the clip's); `extra_tracks`: (label,
+    Trajectory) pairs recorded elsewhere (e.g. in MuJoCo), their first episode added to the video."""
     from ..evaluation.sweep import sweep_runs
     from ..sim import cpu_cores
 
@@ -299,6 +301,7 @@ def compare(
 
         # The first policy, the reference ghost and the second policy (if any), side by side.
         shown = [track_from_trajectory(p.nominal[0].trajectory, 0, label=p.label) for p in policies[:2]]
+        shown += [track_from_trajectory(traj, 0, label=label) for label, traj in extra_tracks]
         dt = policies[0].nominal[0].trajectory.dt
         n = max(len(t) for t in shown)
         if clip.loop_mode == "wrap":  # a few cycles show a gait; the episode's 10 s would take minutes to render

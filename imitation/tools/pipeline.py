@@ -9,9 +9,12 @@ refined), optionally with reward-only baselines `policies/<skill>_reward_s<seed>
 2. where its policies were trained on a refined clip, refine it: the repository's cached refinement
    (the clip named by provenance.json, e.g. motions/refined/<skill>.h5) when it was refined from this very
    motion file with these settings, else a fresh refinement;
-3. evaluate the policies (every seed, nominal and randomized) against that clip and write
-   <out>/<skill>/report.md with the shipped checkpoint evaluations as learning curves and a video; a skill
-   with reward-only baselines gets the imitation-vs-reward-only comparison.
+3. judge the policies in MuJoCo from their bundles (imitation.sim2sim: nominal, realistic actuators,
+   randomized; <out>/<skill>/mujoco.json);
+4. evaluate the policies (every seed, nominal and randomized) against that clip and write
+   <out>/<skill>/report.md with the shipped checkpoint evaluations as learning curves, the MuJoCo section and
+   a video (the Genesis run, the reference ghost and the MuJoCo run); a skill with reward-only baselines gets
+   the imitation-vs-reward-only comparison.
 
 Then <out>/skills.md and skills.json: one row per skill. Skills run in separate processes, `jobs` at a time
 (each builds its own Genesis scene).
@@ -32,6 +35,7 @@ from retarget.files import write_text_atomic
 from retarget.robot import PROJECT_ROOT
 
 from .. import runs
+from ..sim2sim import summary
 from ..sim2sim.summary import pct as mj_pct
 
 POLICIES_DIR = PROJECT_ROOT / "policies"
@@ -79,7 +83,7 @@ def discover(policies_dir: str | Path = POLICIES_DIR) -> dict[str, Skill]:
 
 
 def run_skill(skill: Skill, out: Path, *, episodes: int = 100, video: bool = True, device: str = "cpu") -> Path:
-    """Steps 1-3 of the module docstring for one skill; returns its report."""
+    """Steps 1-4 of the module docstring for one skill; returns its report."""
     from retarget.importer import retarget_file
 
     from ..refine.run import cached_refinement
@@ -97,43 +101,24 @@ def run_skill(skill: Skill, out: Path, *, episodes: int = 100, video: bool = Tru
     labels = {group(skill.policies): "imitation"}
     if skill.baselines:
         labels[group(skill.baselines)] = "reward-only"
+    doc = judge_in_mujoco(skill, out / skill.name, episodes=episodes)
+    mujoco_run = [("MuJoCo", doc["trajectory"].trajectory)] if video else []
     report = compare(out / skill.name, runs=skill.policies + skill.baselines, clip=clip, episodes=episodes,
-                     video=video, device=device, title=skill.name.replace("_", " "), labels=labels)
-    add_mujoco(skill, out / skill.name, report, clip, episodes=episodes, video=video)
+                     video=video, device=device, title=skill.name.replace("_", " "), labels=labels,
+                     extra_tracks=mujoco_run)
+    text = report.read_text()
+    cut = text.find("## MuJoCo (sim-to-sim)")
+    text = (text[:cut].rstrip() if cut >= 0 else text.rstrip()) + "\n\n" + summary.markdown(doc, video=video)
+    write_text_atomic(report, text)
     return report
 
 
-def add_mujoco(skill: Skill, folder: Path, report: Path, clip: Path, *, episodes: int, video: bool) -> dict:
-    """The skill's policies judged in MuJoCo (imitation.sim2sim): mujoco.json, a section of its report and a video
-    of the MuJoCo run beside the reference ghost."""
-    from ..sim2sim import summary
-
+def judge_in_mujoco(skill: Skill, folder: Path, *, episodes: int) -> dict:
+    """The skill's policies judged in MuJoCo (imitation.sim2sim): <folder>/mujoco.json."""
     print(f"  {skill.name}: MuJoCo evaluation", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
     doc = summary.judge_policies(skill.policies, episodes=episodes)
     summary.write(doc, folder)
-    name = None
-    if video:
-        import numpy as np
-
-        from retarget.clip import read_clip
-
-        from ..evaluation.render import render_tracks, track_from_clip, track_from_trajectory
-        from .compare import LOOP_VIDEO_S
-
-        traj = doc["trajectory"].trajectory
-        ref = read_clip(clip)
-        n = int(traj.length[0])
-        if ref.loop_mode == "wrap":
-            n = min(n, int(round(LOOP_VIDEO_S / traj.dt)))
-        tracks = [track_from_trajectory(traj, 0, label="MuJoCo"), track_from_clip(ref, np.arange(n) * traj.dt)]
-        name = "mujoco.mp4"
-        render_tracks(tracks, folder / name, traj.dt, res=(640, 360), max_frames=n,
-                      frame_png=folder / "mujoco_frame.png", frame_png_time=float(np.argmax(tracks[1].root_pos[:, 2]))
-                      * traj.dt, verbose=False)
-    text = report.read_text()
-    cut = text.find("## MuJoCo (sim-to-sim)")
-    text = (text[:cut].rstrip() + "\n\n" if cut >= 0 else text.rstrip() + "\n\n") + summary.markdown(doc, name)
-    write_text_atomic(report, text)
     return doc
 
 
