@@ -291,6 +291,14 @@ SCHEMA = Section(
         end_heading_deg=Num(45.0),              # heading change vs the reference's
         speed_m_s=Num(0.25),                    # loops: mean forward / lateral speed vs the reference's
         yaw_rate_deg_s=Num(20.0),               # loops: mean yaw rate vs the reference's
+        # loops: the motion within the cycles (imitation/env/success.py): mean error < motion_rel x the reference's
+        # amplitude + a floor, for the base's path and its turning; the feet's heights correlated with the
+        # reference's and lifting as much
+        motion_rel=Num(0.35),
+        path_m=Num(0.02),
+        turn_deg=Num(5.0),
+        feet_correlation=Num(0.5),
+        feet_lift_ratio=Range([0.6, 1.6]),
         # a foot is down at the end when it touched the ground within this time before the end, or ends this
         # low (foot link origin above the ground; the Go2's foot sphere has a 0.022 m radius): the contact force of
         # a lightly loaded foot resting on the ground flickers around any threshold from step to step

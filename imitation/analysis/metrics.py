@@ -309,7 +309,9 @@ def episode_metrics(traj: Trajectory, ref=None, tolerances: dict | None = None, 
 
         verdicts = trajectory_verdicts(traj, reference if reference is not None else ref, tolerances)
         out["success"] = verdicts["success"]
-        for key in ("forward_speed", "ref_forward_speed", "lateral_speed", "yaw_rate_deg_s", "ref_yaw_rate_deg_s"):
+        for key in ("forward_speed", "ref_forward_speed", "lateral_speed", "yaw_rate_deg_s", "ref_yaw_rate_deg_s",
+                    "path_error", "path_amplitude", "turning_error", "turning_amplitude", "feet_correlation",
+                    "feet_lift_ratio"):
             if key in verdicts:  # looping references
                 out[key] = verdicts[key]
     if ref is not None:

@@ -7,7 +7,9 @@ as an imitation.env.success.Outcome and judged against the reference's own Outco
 Values reach rsl-rl's logger (TensorBoard, and progress.jsonl through imitation.rl.train) as `Success/...`
 entries of the env's episode log, once per rollout, with `Success/episodes` the number of episodes scored in that
 rollout; a rollout in which none ended repeats the last values (NaN before the first one). The policy is the
-noisy training policy: the checkpoint sweeps (imitation sweep) measure the deterministic one.
+noisy training policy: the checkpoint sweeps (imitation sweep) measure the deterministic one. For a looping
+reference the training curve judges falls, mean speed and yaw rate; the motion within the cycles (path, turning,
+feet) needs the recorded episode and is judged by evaluations and sweeps.
 """
 
 from __future__ import annotations

@@ -67,6 +67,9 @@ class Reference:
         self.dof_vel = f32(clip.dof_vel)
         self.foot_pos = f32(clip.foot_pos)
         self.foot_contact = torch.as_tensor(clip.foot_contact, device=self.device).bool()
+        # A foot's height standing on the ground: where the clip says it is in contact (else its lowest).
+        z, c = np.asarray(clip.foot_pos)[..., 2], np.asarray(clip.foot_contact).astype(bool)
+        self.foot_floor = float(np.median(z[c])) if c.any() else float(z.min())
         # Open-loop PD targets of a physically refined clip (None for a kinematic one).
         self.pd_target = None if clip.pd_target is None else f32(clip.pd_target)
         self.last = self.num_frames - 1

@@ -20,6 +20,18 @@ way over the same span of clip time (`expected`), and the episode succeeds when 
       no fall    no body contact and final tilt < the reference's + final_tilt_deg
       speed      |mean forward and lateral speed - the reference's| < speed_m_s
       yaw rate   |mean yaw rate - the reference's| < yaw_rate_deg_s
+      and the motion within the cycles (recorded episodes; `motion_errors`), each as
+      mean error < motion_rel x the reference's own amplitude + an absolute floor:
+      path       the base's horizontal displacement over every window of half a cycle, in the heading frame at
+                 the window's start, against the reference's (floor path_m)
+      turning    the heading change over those windows against the reference's (floor turn_deg)
+      each error the smallest with the reference shifted by up to a twentieth of a cycle either way (a policy runs a
+      little early or late); and
+      feet       the feet's heights follow the reference's in time (correlation, mean over the feet, above
+                 feet_correlation, with the same shift) and lift as much (mean height above the ground, ratio to
+                 the reference's within feet_lift_ratio)
+      A robot that stands still, or moves half as much, or a quarter cycle late, fails every loop whose
+      reference moves (tests/test_success.py); the mean speed alone passes it on a motion that comes back.
 
 Tolerances come from the config's `success` section (defaults in imitation.config). The backflip configs loosen
 the yaw, heading and landing-spot tolerances (configs/base_backflip.yaml), which makes the rule the project's
@@ -38,6 +50,7 @@ from ..utils.rotations import quat_conj, quat_mul, quat_rotate, quat_to_rotvec
 
 CRITERIA_END = ("rotation", "upright", "height", "position", "heading", "feet", "no_body_contact")
 CRITERIA_LOOP = ("no_fall", "speed", "yaw_rate")
+CRITERIA_MOTION = ("path", "turning", "feet")   # loops, judged on recorded episodes
 
 
 @dataclass
@@ -148,8 +161,81 @@ def expected(ref, start: int, steps: int) -> Outcome:
                       torch.tensor([steps + 1], device=ref.device), ref.dt)
 
 
-def judge(out: Outcome, ref: Outcome, tol: dict, loop: bool) -> dict[str, torch.Tensor]:
-    """Per-criterion verdicts (E,) bool and `success`; `ref` is a one-episode Outcome (broadcast)."""
+def motion_window(cycle_frames: int) -> int:
+    """Control steps of the windows the within-cycle motion is compared over: half a cycle."""
+    return max(1, int(round(cycle_frames / 2)))
+
+
+def motion_slack(cycle_frames: int) -> int:
+    """Control steps by which the motion may run early or late against the reference: a twentieth of a cycle."""
+    return max(1, int(round(cycle_frames / 20)))
+
+
+def motion_errors(root_pos, root_quat, foot_z, length, ref_pos, ref_quat, ref_foot_z, window: int, slack: int,
+                  foot_floor: float) -> dict[str, torch.Tensor]:
+    """Mean errors and the reference's amplitudes, the feet's correlation with the reference's and their lift ratio
+    (each (E,)) of the within-cycle motion of recorded episodes:
+    (E, T, ...) samples of which the first `length` (E,) are valid, against the reference's (T + 2 slack, ...)
+    samples at clip frames -slack .. T - 1 + slack (see the module docstring). Each error is the smallest over
+    the reference shifted by up to `slack` steps either way; `foot_floor`: a foot's height on the ground."""
+    e, t = root_pos.shape[:2]
+    dev, dt_ = root_pos.device, root_pos.dtype
+    w = min(window, max(1, t - 1))
+    k = torch.arange(w, t, device=dev)
+    valid = (k[None, :] < length[:, None]).to(dt_)                              # (E, K): windows inside the episode
+    n = valid.sum(1).clamp(min=1.0)
+    samples = (torch.arange(t, device=dev)[None, :] < length[:, None]).to(dt_)  # (E, T)
+    n_samples = samples.sum(1).clamp(min=1.0)
+    mean = lambda x: (x * valid).sum(1) / n  # noqa: E731
+    lift = lambda z: ((z - foot_floor).clamp(min=0.0).mean(-1) * samples).sum(1) / n_samples  # noqa: E731
+
+    def local(pos, h0):         # displacement over the window, in the heading frame at its start: (..., K, 2)
+        d = pos[..., k, :2] - pos[..., k - w, :2]
+        c, s_ = torch.cos(h0), torch.sin(h0)
+        return torch.stack([c * d[..., 0] + s_ * d[..., 1], -s_ * d[..., 0] + c * d[..., 1]], dim=-1)
+
+    h = heading(root_quat)
+    d_rob, turn_rob = local(root_pos, h[:, k - w]), wrap(h[:, k] - h[:, k - w])
+    best = {name: torch.full((e,), float("inf"), dtype=dt_, device=dev) for name in ("path", "turning", "feet")}
+    for lag in range(-slack, slack + 1):
+        rows = slice(slack - lag, slack - lag + t)          # the reference `lag` steps behind the episode
+        rp, rq, rz = ref_pos[rows], ref_quat[rows], ref_foot_z[rows]
+        hr = heading(rq)
+        d_ref, turn_ref = local(rp, hr[k - w]), wrap(hr[k] - hr[k - w])
+        errors = {"path": mean(torch.linalg.vector_norm(d_rob - d_ref[None], dim=-1)),
+                  "turning": mean(wrap(turn_rob - turn_ref[None]).abs()),
+                  "feet": 1.0 - _correlation(foot_z, rz[None].expand_as(foot_z), samples)}
+        for name, err in errors.items():
+            torch.minimum(best[name], err, out=best[name])
+    rows = slice(slack, slack + t)
+    ref_lift = lift(ref_foot_z[rows][None].expand_as(foot_z))
+    hr = heading(ref_quat[rows])
+    d_ref, turn_ref = local(ref_pos[rows], hr[k - w]), wrap(hr[k] - hr[k - w])
+    return {
+        "path_error": best["path"], "path_amplitude": mean(torch.linalg.vector_norm(d_ref, dim=-1)[None].expand(e, -1)),
+        "turning_error": best["turning"], "turning_amplitude": mean(turn_ref.abs()[None].expand(e, -1)),
+        "feet_correlation": 1.0 - best["feet"],
+        # (a reference whose feet stay down sets no lift to match)
+        "feet_lift_ratio": torch.where(ref_lift > 1e-3, lift(foot_z) / ref_lift.clamp(min=1e-3), 1.0),
+    }
+
+
+def _correlation(x: torch.Tensor, y: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+    """(E,) mean over the feet of the correlation in time of x and y (E, T, F) over the valid `samples` (E, T):
+    1 where the reference y does not move (nothing to follow), 0 where only x does not."""
+    m = samples[..., None]
+    n = m.sum(1).clamp(min=1.0)
+    xc, yc = x - (x * m).sum(1, keepdim=True) / n[:, None], y - (y * m).sum(1, keepdim=True) / n[:, None]
+    cov = (xc * yc * m).sum(1)
+    sx, sy = torch.sqrt((xc * xc * m).sum(1)), torch.sqrt((yc * yc * m).sum(1))
+    corr = torch.where(sx > 1e-9, cov / (sx * sy).clamp(min=1e-18), torch.zeros_like(cov))
+    return torch.where(sy > 1e-9, corr, torch.ones_like(cov)).mean(-1)
+
+
+def judge(out: Outcome, ref: Outcome, tol: dict, loop: bool,
+          motion: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Per-criterion verdicts (E,) bool and `success`; `ref` is a one-episode Outcome (broadcast); `motion`: the
+    motion_errors of a loop's recorded episodes (judged when given)."""
     upright = out.final_tilt < ref.final_tilt + math.radians(tol["final_tilt_deg"])
     no_contact = ~out.body_contact
     if loop:
@@ -158,6 +244,13 @@ def judge(out: Outcome, ref: Outcome, tol: dict, loop: bool) -> dict[str, torch.
             "speed": ((out.velocity - ref.velocity).abs() < tol["speed_m_s"]).all(-1),
             "yaw_rate": (out.yaw_rate - ref.yaw_rate).abs() < math.radians(tol["yaw_rate_deg_s"]),
         }
+        if motion is not None:
+            rel = tol["motion_rel"]
+            for name, floor in (("path", tol["path_m"]), ("turning", math.radians(tol["turn_deg"]))):
+                v[name] = motion[f"{name}_error"] < rel * motion[f"{name}_amplitude"] + floor
+            lo, hi = tol["feet_lift_ratio"]
+            ratio = motion["feet_lift_ratio"]
+            v["feet"] = (motion["feet_correlation"] > tol["feet_correlation"]) & (ratio > lo) & (ratio < hi)
     else:
         v = {
             "rotation": ((out.turn - ref.turn).abs()
@@ -197,7 +290,15 @@ def trajectory_verdicts(traj, ref, tolerances: dict | None = None) -> dict:
     out = outcome_of(t(traj.root_pos), quat, t(traj.foot_contact, torch.bool), t(traj.body_contact, torch.bool),
                      t(traj.length, torch.long), traj.dt, feet_window(tol, traj.dt), t(traj.foot_pos[..., 2]), tol)
     exp = expected(ref, 0, traj.num_steps - 1).to("cpu", torch.float64)
-    verdicts = judge(out, exp, tol, loop=getattr(ref, "loop", False))
+    loop = getattr(ref, "loop", False)
+    motion = None
+    if loop:
+        slack = motion_slack(ref.cycle)
+        f = ref.frame(torch.arange(-slack, traj.num_steps + slack))
+        motion = motion_errors(t(traj.root_pos), quat, t(traj.foot_pos[..., 2]), t(traj.length, torch.long),
+                               f.root_pos.double(), f.root_quat.double(), f.foot_pos[..., 2].double(),
+                               motion_window(ref.cycle), slack, float(ref.foot_floor))
+    verdicts = judge(out, exp, tol, loop=loop, motion=motion)
     result = {k: v.numpy() for k, v in verdicts.items()}
     if not getattr(ref, "loop", False):
         return result
@@ -205,6 +306,7 @@ def trajectory_verdicts(traj, ref, tolerances: dict | None = None) -> dict:
     # turning through +-90 degrees of pitch flips, so a flip's "yaw rate" means nothing).
     e = traj.num_episodes
     deg = 180.0 / math.pi
+    result.update({k: v.numpy() for k, v in motion.items()})
     result.update(forward_speed=out.velocity[:, 0].numpy(), lateral_speed=out.velocity[:, 1].numpy(),
                   yaw_rate_deg_s=(out.yaw_rate * deg).numpy(),
                   ref_forward_speed=np.full(e, float(exp.velocity[0, 0])),

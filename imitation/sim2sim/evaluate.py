@@ -59,7 +59,7 @@ def evaluate_mujoco(policy, *, episodes: int = 16, randomize: bool = False, vari
         raise InputError(f"--actuators: {variant!r} is not one of {', '.join(VARIANTS)}")
     folder = Path(policy)
     if not folder.is_dir():
-        raise InputError(f"{policy}: --sim mujoco takes a shipped policy folder (with bundle.json and policy.onnx)")
+        raise InputError(f"{policy}: --sim mujoco takes a shipped policy folder (bundle.json, policy.onnx) or a run folder (config.yaml, exported/policy.onnx)")
     runner = MujocoRunner(folder, clip=clip)
     runner.policy   # a missing or unfit policy.onnx fails here, before any episode
     hz = float(physics_hz or DEFAULT_PHYSICS_HZ)
