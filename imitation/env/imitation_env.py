@@ -406,7 +406,9 @@ class ImitationEnv(VecEnv):
                 setattr(self, key, off)
             self.max_episode_length = steps + 1
             if self.dr_on and dr_ranges is not None:
-                self.dr = {**self.dr, **{k: dr_ranges[k] for k in NOMINAL_DR}, "init_noise": dict(ZERO_NOISE)}
+                # (actuator ranges not given: the nominal actuator model)
+                self.dr = {**self.dr, **{k: dr_ranges.get(k, NOMINAL_DR[k]) for k in NOMINAL_DR},
+                           "init_noise": dict(ZERO_NOISE)}
             if latency is not None:
                 self.delayed.fill_(latency)
                 self.any_delay = latency or (self.dr_on and self.dr["action_latency_probability"] > 0)
@@ -538,14 +540,16 @@ class ImitationEnv(VecEnv):
         u = lambda lo_hi, *shape: lo_hi[0] + (lo_hi[1] - lo_hi[0]) * torch.rand(k, *shape, device=dev)  # noqa: E731
         friction = u(d["friction"], 1)
         added_mass = u(d["added_base_mass"], 1)
-        self.set_physics(idx, friction, added_mass, u(d["kp_scale"], 1), u(d["kd_scale"], 1))
-        self._set_actuators(idx, **{name: nominal.expand(k, 12) if d[name] is None else u(d[name], 12)
-                                    for name, nominal in self.nominal_actuators.items()})
+        self.set_physics(idx, friction, added_mass, u(d["kp_scale"], 1), u(d["kd_scale"], 1),
+                         {name: nominal.expand(k, 12) if d.get(name) is None else u(d[name], 12)
+                          for name, nominal in self.nominal_actuators.items()})
         if p_latency > 0:  # after the physics, per reset env: the order of the draws a seeded evaluation repeats
             self.delayed[idx] = (torch.rand(k, device=dev) < p_latency) | latency
 
-    def set_physics(self, idx: torch.Tensor, friction, added_mass, kp_scale, kd_scale) -> None:
-        """Friction ratio, added base mass (kg) and kp / kd scales, each (k, 1), of the envs `idx` (k,) (an env
+    def set_physics(self, idx: torch.Tensor, friction, added_mass, kp_scale, kd_scale,
+                    actuators: dict | None = None) -> None:
+        """Friction ratio, added base mass (kg) and kp / kd scales, each (k, 1), and the actuator model (armature,
+        friction_loss, joint_damping, each (k, 12); None: the robot's nominal one) of the envs `idx` (k,) (an env
         built with domain randomization: per-env gains and masses)."""
         k = len(idx)
         # One solver call for the geoms of both entities (what set_friction_ratio of each does, in one kernel).
@@ -556,6 +560,9 @@ class ImitationEnv(VecEnv):
         self.kp_env[idx], self.kd_env[idx] = kp, kd
         self.robot.set_dofs_kp(kp.expand(k, 12), self.dof_idx_list, idx)
         self.robot.set_dofs_kv(kd.expand(k, 12), self.dof_idx_list, idx)
+        if actuators is None:
+            actuators = {name: nominal.expand(k, 12) for name, nominal in self.nominal_actuators.items()}
+        self._set_actuators(idx, **actuators)
 
     def _set_actuators(self, idx: torch.Tensor | None, armature, friction_loss, joint_damping) -> None:
         """Armature (kg m^2), friction loss (N m) and passive damping (N m s/rad), each (k, 12), of the envs `idx`
