@@ -41,31 +41,25 @@ N_JOINTS = 12
 def make_bundle(cfg: dict, robot, clip_path: Path, clip_rel: str, clip_sha256: str) -> dict:
     """The bundle of a policy trained with the resolved config `cfg` on the clip at `clip_path`
     (`clip_rel`: its path as the bundle names it)."""
+    from types import SimpleNamespace
+
     from retarget.clip import read_clip
     from retarget.robot import genesis_assets_dir
 
-    from .env.observations import BASE_LAYOUT
+    from .env.observations import ObservationSpec
     from .env.reference import episode_length_s
 
     clip = read_clip(clip_path, robot)
     e, o = cfg["env"], cfg["env"]["observations"]
     loop = clip.loop_mode == "wrap"
     frames = clip.resample(1.0 / float(e["dt"])).num_frames
-
-    class _Ref:   # what episode_length_s reads of a Reference
-        pass
-    ref = _Ref()
-    ref.loop, ref.duration = loop, clip.duration
-    length = episode_length_s(e, ref)
+    length = episode_length_s(e, SimpleNamespace(loop=loop, duration=clip.duration))
     future = [int(k) for k in o["future_frames"]]
-    terms = [t for t in o["future_terms"]] if future else []
+    terms = list(o["future_terms"]) if future else []
+    spec = ObservationSpec(dt=float(e["dt"]), episode_length_s=length, loop=loop, cycle=max(1, frames - 1),
+                           last_actions=o["last_actions"], future_frames=tuple(future), future_terms=tuple(terms))
     slices, start = [], 0
-    layout = [*BASE_LAYOUT]
-    if "joint_pos" in terms:
-        layout.append(("future_joint_pos", 12 * len(future), 1.0))
-    if "attitude" in terms:
-        layout.append(("future_attitude", 6 * len(future), 1.0))
-    for name, size, scale in layout:
+    for name, size, scale in spec.layout():
         slices.append({"name": name, "start": start, "size": size, "scale": scale})
         start += size
     residual = e["action_mode"] == "residual"

@@ -300,8 +300,8 @@ class ImitationEnv(VecEnv):
         # 1. actions -> PD targets -> physics
         self.actions[:] = actions.to(self.device).clamp(-self.clip_actions, self.clip_actions)
         executed = torch.where(self.delayed[:, None], self.last_actions, self.actions) if self.any_delay else self.actions
-        self.pd_target.copy_(pd_target(self._residual_base if self.residual else None, self.ref, self.frame,
-                                       self.default_dof_pos, executed, self.action_scale))
+        pd_target(self._residual_base if self.residual else None, self.ref, self.frame, self.default_dof_pos,
+                  executed, self.action_scale, out=self.pd_target)
         self.robot.control_dofs_position(self.pd_target, self.dof_idx_list)
         self.scene.step()
         self.frame += 1

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -99,7 +100,7 @@ def policy_observation(spec: ObservationSpec, ref, frame: torch.Tensor, *, root_
     parts = [root_ang_vel_b * 0.25, projected_gravity, dof_pos - default_dof_pos, dof_vel * 0.05, actions, last,
              phase]
     if spec.future_terms:
-        n, offsets = len(frame), torch.tensor(spec.future_frames, dtype=torch.long, device=frame.device)
+        n, offsets = len(frame), _offsets(spec.future_frames, frame.device)
         if "joint_pos" in spec.future_terms:
             parts.append((ref.future(frame, offsets, "dof_pos") - default_dof_pos).reshape(n, -1))
         if "attitude" in spec.future_terms:
@@ -107,6 +108,12 @@ def policy_observation(spec: ObservationSpec, ref, frame: torch.Tensor, *, root_
             rel = quat_mul(quat_conj(root_quat)[:, None].expand(-1, len(offsets), 4), qr)
             parts.append(quat_to_rot6d(rel).reshape(n, -1))
     return torch.cat(parts, dim=-1)
+
+
+@lru_cache(maxsize=16)
+def _offsets(frames: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """The future frames as a tensor, made once per layout and device (the env step asks for it every step)."""
+    return torch.tensor(frames, dtype=torch.long, device=device)
 
 
 def residual_base(ref, mode: str, lead: int, velocity_gain: float) -> torch.Tensor | None:
@@ -121,7 +128,7 @@ def residual_base(ref, mode: str, lead: int, velocity_gain: float) -> torch.Tens
 
 
 def pd_target(base: torch.Tensor | None, ref, frame: torch.Tensor, default_dof_pos: torch.Tensor,
-              executed: torch.Tensor, action_scale: float) -> torch.Tensor:
-    """(n, 12) PD targets of the `executed` actions (n, 12) at control frames `frame` (n,)."""
+              executed: torch.Tensor, action_scale: float, out: torch.Tensor | None = None) -> torch.Tensor:
+    """(n, 12) PD targets of the `executed` actions (n, 12) at control frames `frame` (n,) (into `out` if given)."""
     b = default_dof_pos if base is None else base[ref.row(frame)]
-    return b + action_scale * executed
+    return torch.add(b, executed, alpha=action_scale, out=out)
