@@ -229,6 +229,30 @@ def cmd_pipeline(args) -> int:
     return 0
 
 
+def cmd_learn(args) -> int:
+    from .tools.learn import Plan, learn
+
+    if args.env_steps < 1 or args.num_envs < 1 or args.episodes < 1 or args.eval_every < 1:
+        raise InputError("--env-steps, --num-envs, --episodes and --eval-every must be positive")
+    if not 0.0 < args.stop_rate <= 1.0:
+        raise InputError(f"--stop-rate must be in (0, 1], got {args.stop_rate}")
+    source = Path(args.motion)
+    name = args.name or source.stem
+    plan = Plan(source=source, name=name, work=Path(args.work or Path("runs") / "learn" / name), seeds=args.seeds,
+                env_steps=args.env_steps, ship_to=Path(args.ship_to), config=Path(args.config) if args.config else None,
+                refine=args.refine, source_robot=args.source_robot, fps=args.fps, method=args.method,
+                num_envs=args.num_envs, episodes=args.episodes, eval_every=args.eval_every, stop_rate=args.stop_rate,
+                stop_span=args.stop_span, report=not args.no_report, refine_jobs=args.refine_jobs, device=args.device)
+    try:
+        shipped = learn(plan)
+    except KeyboardInterrupt:
+        print(f"interrupted: what is done is kept in {plan.work}; the same command continues", file=sys.stderr)
+        return 130
+    for dest in shipped:
+        print(f"shipped: {dest}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .tools.bench import run
 
@@ -433,6 +457,35 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--no-video", action="store_true")
     pl.add_argument("--device", default="cpu", help="cpu or cuda")
     pl.set_defaults(func=cmd_pipeline)
+
+    ln = sub.add_parser("learn", help="one command from a motion file to a shipped skill: retarget, refine, train "
+                                      "with checkpoint evaluations and an early stop, ship, report")
+    ln.add_argument("motion", help="motion file (keyframe .yaml, motion_imitation .txt/.json, .csv)")
+    ln.add_argument("--name", default=None, help="skill name (default: the file's stem); policies NAME_s<seed>")
+    ln.add_argument("--seeds", type=int, nargs="+", default=[1], help="training seeds (default: 1)")
+    ln.add_argument("--env-steps", type=int, default=3_000_000, help="training budget per seed (default 3M)")
+    ln.add_argument("--ship-to", default=str(PROJECT_ROOT / "policies"),
+                    help="where the policy folders go (default: the project's policies/, which also adds the skill "
+                         "to the main job and its row to docs/results/skills.md)")
+    ln.add_argument("--config", default=None, help="experiment YAML (default: configs/imitation.yaml, or "
+                                                   "configs/imitation_loop.yaml for a looping clip)")
+    ln.add_argument("--refine", choices=("auto", "always", "never"), default="auto",
+                    help="physics refinement: auto = motions that end, not loops (default)")
+    ln.add_argument("--source-robot", default=None, help="robot the source was made for (configs/mappings/NAME.yaml)")
+    ln.add_argument("--fps", type=float, default=None, help="retargeting frame rate (default: the source's)")
+    ln.add_argument("--method", choices=("joints", "feet"), default="joints", help="retargeting method")
+    ln.add_argument("--num-envs", type=int, default=256, help="training envs (default 256)")
+    ln.add_argument("--episodes", type=int, default=100, help="randomized episodes per checkpoint evaluation")
+    ln.add_argument("--eval-every", type=int, default=50, help="iterations between evaluated checkpoints")
+    ln.add_argument("--stop-rate", type=float, default=0.95, help="success rate the evaluations must hold to stop")
+    ln.add_argument("--stop-span", type=int, default=500_000, metavar="ENV_STEPS",
+                    help="env steps over which they must hold it (default 0.5M)")
+    ln.add_argument("--work", default=None, help="work folder (default: runs/learn/NAME)")
+    ln.add_argument("--no-report", action="store_true", help="skip the report (evaluations, MuJoCo, video)")
+    ln.add_argument("--refine-jobs", type=int, default=None,
+                    help="refinement processes (default: one per core on the CPU)")
+    ln.add_argument("--device", default="cpu", help="cpu or cuda")
+    ln.set_defaults(func=cmd_learn)
 
     b = sub.add_parser("bench", help="throughput: env step vs bare Genesis stepping of the same scene, "
                                      "reward-only env, PPO collection vs update (CPU)")

@@ -297,6 +297,11 @@ SCHEMA = Section(
         motion_rel=Num(0.35),
         path_m=Num(0.02),
         turn_deg=Num(5.0),
+        # motions that end: the base height's and attitude's course (imitation/env/success.py): mean error
+        # < profile_rel x the reference's amplitude + a floor (a robot standing still has an error of 1 x)
+        profile_rel=Num(0.5),
+        height_m=Num(0.01),
+        tilt_deg=Num(10.0),                     # covers the heading drift of a landing (end_heading_deg allows 45)
         feet_correlation=Num(0.5),
         feet_lift_ratio=Range([0.6, 1.6]),
         # a foot is down at the end when it touched the ground within this time before the end, or ends this
@@ -335,7 +340,15 @@ SCHEMA = Section(
             end_height_m=Num(0.05),
             apex_ratio=Num(0.75),               # apex base height / the source's
             min_height_drop_m=Num(0.07),        # lowest base height may be at most this below the source's lowest
+            # deepest a foot sphere may go into the ground: the simulator's contact is soft, a hard landing sinks a
+            # foot by centimetres (the bundled backflip's refined landing: 44 mm); deeper leans on ground that is not there
+            foot_penetration_m=Num(0.05),
+            flight_time_s=Num(0.1),             # longest flight vs the source's (a stand must not become a hop)
         ),
+        # When the result misses a tolerance: more rounds over the windows around where it fails (all of them when
+        # the miss has no time, e.g. the net turn), each with retry_generations per window, from the best so far
+        retries=Int(1, min=0),
+        retry_generations=Int(60, min=1),
     ),
     ppo=Section(                                # rsl-rl-lib 5.x OnPolicyRunner config
         max_iterations=Int(1000, min=0),

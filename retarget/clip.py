@@ -60,7 +60,9 @@ from .files import atomic_path
 FORMAT_VERSION = 1
 LOOP_MODES = ("none", "wrap")
 MAX_FRAMES = 1_000_000
-LIMIT_TOLERANCE = 0.1      # rad a stored joint angle may be past the robot's limit (read_clip with a robot)
+# rad a stored joint angle may be past the robot's limit: what a simulated joint passes through at its (soft) limit
+# stop. Every stage checks clips against it: read_clip with a robot, and the refinement's feasibility verdict.
+LIMIT_TOLERANCE = 0.1
 
 # name -> trailing shape (None = joint/foot count from the attributes)
 DATASETS = {
@@ -412,12 +414,33 @@ def check_robot(clip: Clip, robot, where: str) -> None:
         raise InputError(f"{where}: attribute 'joint_names' {list(clip.joint_names)} differs from the robot's {list(robot.joint_names)}")
     if tuple(clip.foot_names) != tuple(robot.foot_names):
         raise InputError(f"{where}: attribute 'foot_names' {list(clip.foot_names)} differs from the robot's {list(robot.foot_names)}")
+    worst = limit_excess(clip, robot)
+    if worst["excess_rad"] > LIMIT_TOLERANCE:
+        frame, name = worst["frame"], worst["joint"]
+        j = robot.joint_names.index(name)
+        raise InputError(f"{where}: dataset 'dof_pos' at frame {frame}: {name} = {clip.dof_pos[frame, j]:.4g} rad is "
+                         f"{worst['excess_rad']:.2f} rad outside [{robot.lower[j]:.3f}, {robot.upper[j]:.3f}] (tolerance "
+                         f"{LIMIT_TOLERANCE} rad); {made_by(clip)}")
+
+
+def limit_excess(clip: Clip, robot) -> dict:
+    """The largest joint-limit excess of a clip: {'excess_rad' (>= 0), 'frame', 'joint', 'time_s'}."""
     excess = np.maximum(robot.lower - clip.dof_pos, clip.dof_pos - robot.upper)
-    if np.any(excess > LIMIT_TOLERANCE):
-        frame, j = np.argwhere(excess > LIMIT_TOLERANCE)[0]
-        raise InputError(f"{where}: dataset 'dof_pos' at frame {frame}: {robot.joint_names[j]} = "
-                         f"{clip.dof_pos[frame, j]:.4g} rad is {excess[frame, j]:.2f} rad outside "
-                         f"[{robot.lower[j]:.3f}, {robot.upper[j]:.3f}]: angles in degrees?")
+    frame, j = np.unravel_index(int(np.argmax(excess)), excess.shape)
+    return {"excess_rad": float(max(0.0, excess[frame, j])), "frame": int(frame), "joint": robot.joint_names[j],
+            "time_s": float(frame / clip.fps)}
+
+
+def made_by(clip: Clip) -> str:
+    """Which stage wrote the clip, and what to do about a clip it should not have written."""
+    settings = clip.retarget_settings or {}
+    if "refine" in settings:
+        return ("written by imitation refine from " + (clip.source_file or "its source") + ", whose refinement "
+                "passed the joint limit: refine it again (the refinement now refuses such results)")
+    if "recording" in str(settings.get("method", "")) or settings.get("recorded"):
+        return "written by imitation record: the replay passed the joint limit"
+    return (f"made from {clip.source_file or 'its source'}: the source pose is outside the Go2's joint range "
+            "(angles in degrees, or another robot's joint convention?)")
 
 
 def validate(clip: Clip, where: str) -> None:

@@ -44,6 +44,31 @@ def leg_link_positions(robot: Robot, q: np.ndarray) -> np.ndarray:
     return np.stack([hip, thigh, calf, foot], axis=-2)
 
 
+def body_clearance(robot: Robot, root_pos: np.ndarray, root_quat: np.ndarray, q: np.ndarray) -> dict:
+    """Height above the ground (z = 0) of the lowest point of the body links' collision shapes (Robot.body_points)
+    over frames (T, ...): {'clearance_m' (T,), 'link' (T,) names}."""
+    q = np.asarray(q, float).reshape(-1, 12)
+    legs = q.reshape(-1, 4, 3)
+    r_hip = _rot_x(legs[..., 0])                           # (T, 4, 3, 3)
+    r_thigh = r_hip @ _rot_y(legs[..., 1])
+    pos = leg_link_positions(robot, q)                     # (T, 4, 4, 3)
+    bp = robot.body_points
+    hip = pos[:, :, 0, None, :] + np.einsum("tlij,lkj->tlki", r_hip, bp["hip"])      # (T, 4, K, 3) body frame
+    thigh = pos[:, :, 1, None, :] + np.einsum("tlij,lkj->tlki", r_thigh, bp["thigh"])
+    up = quat_to_rot(root_quat).as_matrix()[:, 2, :]      # (T, 3): world z of a body-frame vector
+    t = len(q)
+    groups = {"base": bp["base"] @ up.T}                   # (K, T) -> transposed below
+    groups["base"] = groups["base"].T
+    for name, pts in (("hip", hip), ("thigh", thigh)):
+        per_leg = np.einsum("tj,tlkj->tlk", up, pts)                                  # (T, 4, K)
+        for i, leg in enumerate(robot.legs):
+            groups[f"{leg}_{name}"] = per_leg[:, i]
+    names = list(groups)
+    lows = np.stack([g.min(-1) for g in groups.values()], 1) + np.asarray(root_pos)[:, 2:3]  # (T, links)
+    worst = lows.argmin(1)
+    return {"clearance_m": lows[np.arange(t), worst], "link": [names[i] for i in worst]}
+
+
 def feet_body(robot: Robot, q: np.ndarray) -> np.ndarray:
     """Body-frame foot positions (..., 4, 3)."""
     return leg_link_positions(robot, q)[..., 3, :]

@@ -76,6 +76,7 @@ def quality_report(clip: Clip, robot: Robot) -> dict:
         "takeoff_vertical_speed_m_s": float(clip.root_lin_vel[longest[0], 2]) if longest else 0.0,
         "flight_vertical_accel_m_s2": _flight_accel(clip, longest),
         "contact_intervals": len(contact_intervals(contact)),
+        **_lowest_body_point(clip, robot),
     }
     if clip.retarget_settings.get("clamping"):
         report["clamping"] = clip.retarget_settings["clamping"]
@@ -87,6 +88,33 @@ def quality_report(clip: Clip, robot: Robot) -> dict:
             "offset_position": bool(clip.cycle_offset_position), "offset_rotation": bool(clip.cycle_offset_rotation),
         }
     return report
+
+
+# m a body link (trunk, hip, thigh) may reach into the ground in a clip before the report calls it touching: what
+# the simulator's contact model lets a shape sink before it pushes back
+BODY_GROUND_TOLERANCE = 0.005
+
+
+def _lowest_body_point(clip: Clip, robot: Robot) -> dict:
+    """The body's lowest point over the clip: the clearance (m, negative: into the ground), which link, when."""
+    from .kinematics import body_clearance
+
+    if not robot.body_points:
+        return {}
+    c = body_clearance(robot, clip.root_pos, clip.root_quat, clip.dof_pos)
+    k = int(np.argmin(c["clearance_m"]))
+    return {"min_body_clearance_m": float(c["clearance_m"][k]), "min_body_clearance_link": c["link"][k],
+            "min_body_clearance_time_s": float(k / clip.fps)}
+
+
+def body_through_ground(report: dict) -> str | None:
+    """In words, where a clip's body goes into the ground (None if it does not)."""
+    low = report.get("min_body_clearance_m")
+    if low is None or low >= -BODY_GROUND_TOLERANCE:
+        return None
+    return (f"{report['min_body_clearance_link']} is {-low * 1000:.0f} mm below the ground at "
+            f"t = {report['min_body_clearance_time_s']:.2f} s: raise the base there (or fold that leg) by at least "
+            f"{-low * 1000:.0f} mm")
 
 
 def _flight_accel(clip: Clip, seg) -> float | None:
@@ -111,6 +139,9 @@ def format_report(report: dict, title: str = "clip quality") -> str:
         ("joint-limit violation frames", str(report["joint_limit_violation_frames"])),
         ("peak joint speed / limit", f"{report['peak_joint_speed_ratio']:.2f} ({report['peak_joint_speed_joint']})"),
         ("max foot penetration", f"{report['max_foot_penetration_m'] * 1000:.1f} mm"),
+        *([("lowest body point", f"{report['min_body_clearance_m'] * 1000:.0f} mm ({report['min_body_clearance_link']}, "
+                                 f"t = {report['min_body_clearance_time_s']:.2f} s)")]
+          if "min_body_clearance_m" in report else []),
         ("max stance-foot skating", f"{report['max_stance_skating_m_s'] * 100:.2f} cm/s"),
         ("total pitch rotation", f"{report['total_pitch_deg']:.1f} deg"),
         ("apex base height", f"{report['apex_base_height_m']:.3f} m"),
@@ -125,7 +156,8 @@ def format_report(report: dict, title: str = "clip quality") -> str:
         table.add_row(*row)
     console = Console(width=80, file=io.StringIO())
     console.print(table)
-    return console.file.getvalue()
+    through = body_through_ground(report)
+    return console.file.getvalue() + (f"warning: the body goes through the ground: {through}\n" if through else "")
 
 
 def _clamping_rows(c: dict | None) -> list[tuple[str, str]]:

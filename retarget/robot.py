@@ -58,6 +58,10 @@ class Robot:
     armature: np.ndarray = field(default_factory=lambda: np.zeros(12))       # (12,) kg m^2, reflected rotor inertia
     joint_damping: np.ndarray = field(default_factory=lambda: np.zeros(12))  # (12,) N m s/rad, passive
     friction_loss: np.ndarray = field(default_factory=lambda: np.zeros(12))  # (12,) N m, Coulomb joint friction
+    # Points on the collision shapes of the body links (trunk with what is fixed to it, hips, thighs), each in its
+    # link's frame: (K, 3) for "base" and (4 legs, K, 3) for "hip" and "thigh"; what retargeting checks the ground
+    # clearance of.
+    body_points: dict = field(default_factory=dict)
 
     @property
     def default_pose(self) -> np.ndarray:
@@ -158,6 +162,7 @@ def load_robot(path: str | Path = DEFAULT_ROBOT) -> Robot:
         calf_offset=offsets[:, 2], foot_offset=offsets[:, 3], poses=poses,
         default_pose_name=cfg["default_pose"], armature=per_joint["armature"],
         joint_damping=per_joint["damping"], friction_loss=per_joint["friction_loss"],
+        body_points=_body_points(root, cfg["base_link"], legs),
     )
     _check_leg_structure(robot, urdf_path)
     for pname, q in poses.items():
@@ -165,6 +170,55 @@ def load_robot(path: str | Path = DEFAULT_ROBOT) -> Robot:
         if bad.any():
             raise InputError(f"{path}: pose {pname!r} violates limits of {np.array(joint_names)[bad].tolist()}")
     return robot
+
+
+def _shape_points(collision) -> np.ndarray:
+    """Points on a URDF collision shape (box corners, cylinder rims, sphere poles), in its link's frame."""
+    from scipy.spatial.transform import Rotation
+
+    geom = collision.find("geometry")[0]
+    if geom.tag == "box":
+        hx, hy, hz = np.asarray(geom.get("size").split(), float) / 2
+        pts = np.array([[x, y, z] for x in (-hx, hx) for y in (-hy, hy) for z in (-hz, hz)])
+    elif geom.tag == "cylinder":
+        r, half = float(geom.get("radius")), float(geom.get("length")) / 2
+        a = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+        ring = np.stack([r * np.cos(a), r * np.sin(a)], -1)
+        pts = np.concatenate([np.column_stack([ring, np.full(12, z)]) for z in (-half, half)])
+    elif geom.tag == "sphere":
+        r = float(geom.get("radius"))
+        pts = np.concatenate([np.eye(3) * r, -np.eye(3) * r])
+    else:  # meshes: the link origin stands for them
+        pts = np.zeros((1, 3))
+    origin = collision.find("origin")
+    xyz, rpy = _origin(origin)
+    return Rotation.from_euler("xyz", rpy).apply(pts) + xyz
+
+
+def _origin(element) -> tuple[np.ndarray, np.ndarray]:
+    """(xyz, rpy) of a URDF <origin> (zeros where missing)."""
+    get = lambda key: np.array(((element.get(key) if element is not None else None) or "0 0 0").split(), float)  # noqa: E731
+    return get("xyz"), get("rpy")
+
+
+def _body_points(root, base: str, legs) -> dict:
+    """Robot.body_points from the URDF: the base's shapes with those of links fixed to it (the head), the hips' and
+    the thighs'."""
+    from scipy.spatial.transform import Rotation
+
+    links = {ln.get("name"): ln for ln in root.findall("link")}
+    shapes = lambda name: [_shape_points(c) for c in links[name].findall("collision")] if name in links else []  # noqa: E731
+    base_pts = shapes(base)
+    for j in root.findall("joint"):
+        if j.get("type") == "fixed" and j.find("parent").get("link") == base:
+            xyz, rpy = _origin(j.find("origin"))
+            base_pts += [Rotation.from_euler("xyz", rpy).apply(p) + xyz for p in shapes(j.find("child").get("link"))]
+    out = {"base": np.concatenate(base_pts) if base_pts else np.zeros((1, 3))}
+    for part in ("hip", "thigh"):
+        per_leg = [np.concatenate(shapes(f"{leg}_{part}") or [np.zeros((1, 3))]) for leg in legs]
+        k = min(len(p) for p in per_leg)
+        out[part] = np.stack([p[:k] for p in per_leg])
+    return out
 
 
 def _check_leg_structure(robot: Robot, where: Path) -> None:

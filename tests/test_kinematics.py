@@ -88,3 +88,23 @@ def test_world_ik_with_rotated_base(robot):
     feet = feet_world(robot, pos, quat, q)
     ik = ik_world(robot, feet, pos, quat)
     np.testing.assert_allclose(feet_world(robot, pos, quat, ik.q), feet, atol=1e-9)
+
+
+def test_body_clearance_of_straight_legs(robot):
+    # Go2 URDF: the thigh's collision box (0.11 long, turned upright) is centred 0.1065 m below the thigh joint, which
+    # sits at the base's height; with every joint at zero and the base upright at H its bottom, H - 0.1615, is the
+    # lowest body point (the hip cylinders and the trunk box reach 0.046 and 0.057 m below the base).
+    from retarget.kinematics import body_clearance
+
+    heights = np.array([0.30, 0.16, 0.10])
+    pos = np.stack([np.zeros(3), np.zeros(3), heights], 1)
+    quat = np.tile([1.0, 0.0, 0.0, 0.0], (3, 1))
+    c = body_clearance(robot, pos, quat, np.zeros((3, 12)))
+    np.testing.assert_allclose(c["clearance_m"], heights - 0.1615, atol=1e-6)
+    assert all(str(link).endswith("_thigh") for link in c["link"])
+    # Rolled 90 degrees onto its right side (quaternion w, x, y, z): the right thighs, whose joints are
+    # 0.0465 + 0.0955 m right of the base, lowest by the box's half thickness 0.01225 more.
+    rolled = body_clearance(robot, pos[:1], np.array([[np.cos(np.pi / 4), np.sin(np.pi / 4), 0.0, 0.0]]),
+                            np.zeros((1, 12)))
+    assert rolled["clearance_m"][0] == pytest.approx(0.30 - 0.142 - 0.01225, abs=1e-6)
+    assert rolled["link"][0] in ("FR_thigh", "RR_thigh")

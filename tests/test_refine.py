@@ -67,6 +67,23 @@ def _clip(root_pos, rpy_deg, dof_pos, fps=50.0):
                 foot_contact=np.ones((n, 4)), joint_names=ROBOT.joint_names, foot_names=ROBOT.foot_names)
 
 
+def test_a_retry_searches_the_windows_around_the_failures():
+    from imitation.refine.search import retry_stages, stages
+
+    knots = Knots(101, 0.02, 0.1, False, ROBOT)          # 2 s: knots every 0.1 s
+    settings = {"window_knots": 6, "window_stride": 3, "horizon_s": 0.6, "generations": 40, "sigma0": 0.25,
+                "polish_generations": 10, "retry_generations": 60}
+    first = stages(knots, settings)
+    spans = [(knots.times[s["knots"][0]], s["last_frame"] * 0.02) for s in first[:-1]]
+    t = 1.25
+    holding = [i for i, (a, b) in enumerate(spans) if a <= t <= b]
+    want = sorted({max(0, i - 1) for i in holding} | set(holding))
+    got = retry_stages(knots, settings, [t])
+    assert [s["knots"] for s in got] == [first[i]["knots"] for i in want]
+    assert all(s["generations"] == 60 and s["sigma"] == 0.25 for s in got)
+    assert [s["knots"] for s in retry_stages(knots, settings, [])] == [s["knots"] for s in first[:-1]]  # no polish
+
+
 def test_sagittal_motions_are_told_from_the_others():
     n = 30
     pos = np.column_stack([np.linspace(0, 0.5, n), np.zeros(n), np.full(n, 0.3)])
@@ -184,8 +201,19 @@ def test_outcome_against_independent_computations():
 def test_shortfalls_name_what_a_refined_motion_misses():
     src = rep.outcome(_flip_clip())
     tol = {"rotation_deg": 15.0, "final_tilt_deg": 10.0, "end_position_m": 0.3, "end_height_m": 0.05,
-           "apex_ratio": 0.75, "min_height_drop_m": 0.07}
+           "apex_ratio": 0.75, "min_height_drop_m": 0.07, "flight_time_s": 0.1, "foot_penetration_m": 0.05}
     assert rep.shortfalls(src, src, tol, None) == []
+    hop = {**src, "flight_time_s": src["flight_time_s"] + 0.24}          # a stand made into a hop
+    assert rep.shortfalls(hop, src, tol, None) == [
+        f"longest flight {src['flight_time_s'] + 0.24:.2f} s where the source's is {src['flight_time_s']:.2f} s"]
+    physics = {"joint_limit_excess_rad": 0.112, "limit_joint": "FL_calf_joint", "limit_time_s": 0.66,
+               "foot_penetration_m": 0.06, "penetration_time_s": 1.1}
+    assert rep.shortfalls(src, src, tol, None, physics) == [
+        "FL_calf_joint 0.112 rad past its limit at 0.66 s (tolerance 0.1 rad)",
+        "a foot 60 mm into the ground (tolerance 50 mm)"]
+    assert rep.shortfall_times({"physics": physics, "body_contact_time_s": 0.3}, tol) == [0.66, 1.1, 0.3]
+    assert rep.shortfall_times({"physics": {**physics, "joint_limit_excess_rad": 0.05, "foot_penetration_m": 0.0},
+                                "body_contact_time_s": None}, tol) == []
     short = rep.outcome(_flip_clip(turn_deg=-210.0, end_x=0.0))
     msgs = rep.shortfalls(short, src, tol, 0.84)
     assert "pitch turn -210 deg of -360 deg" in msgs
@@ -241,7 +269,8 @@ def test_refine_refuses_a_bad_clip_and_a_missing_checkpoint(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- a real refinement (Genesis)
 
-FAST = {"refine": {"knot_dt": 0.5, "window_knots": 20, "generations": 6, "sigma0": 0.1, "robust_copies": 1}}
+FAST = {"refine": {"knot_dt": 0.5, "window_knots": 20, "generations": 6, "sigma0": 0.1, "robust_copies": 1,
+                   "retries": 0}}
 
 
 @pytest.fixture(scope="module")
@@ -332,12 +361,18 @@ def test_an_infeasible_refinement_writes_nothing(env, hop_clip_path, env_config_
     from retarget.errors import InputError
 
     out = tmp_path / "short.h5"
-    impossible = {"refine": {**FAST["refine"], "generations": 1, "tolerances": {"apex_ratio": 3.0}}}
+    impossible = {"refine": {**FAST["refine"], "generations": 1, "retries": 1, "retry_generations": 2,
+                             "tolerances": {"apex_ratio": 3.0}}}
+    lines = []
     with pytest.raises(InputError, match=r"not feasible within the refinement budget: apex 0\.\d\d m of 0\.\d\d m.*"
                                          r"nothing written") as e:
         refine_motion(hop_clip_path, out, config=env_config_path, overrides=impossible, env=env,
-                      progress=lambda *a, **k: None)
+                      progress=lambda *a, **k: lines.append(" ".join(map(str, a))))
     assert "\n" not in str(e.value)
+    # It tried again before giving up: one retry over every window (the apex has no time), 2 generations each.
+    retry = [line for line in lines if line.startswith("not feasible yet (apex")]
+    assert len(retry) == 1 and "retry 1 of 1 over 1 windows x 2 generations" in retry[0]
+    assert sum("retry window 1/1" in line for line in lines) == 2
     assert not out.exists()
 
 
@@ -404,3 +439,9 @@ def test_a_stale_cache_is_told_apart(tmp_path):
     assert "other settings" in cache_status(PROJECT_ROOT / "motions" / "backflip.yaml", cache, other)
     assert "other settings" in cache_status(PROJECT_ROOT / "motions" / "backflip.yaml", cache, cfg, seed=2)
     assert cache_status(PROJECT_ROOT / "motions" / "backflip.yaml", tmp_path / "none.h5", cfg) == "no cached refinement"
+    # Tolerances judge a result, they do not make it: a looser one keeps the cache, one it misses does not.
+    looser = load_config(PROJECT_ROOT / DEFAULT_CONFIG, {"refine": {"tolerances": {"rotation_deg": 40.0}}})
+    assert cache_status(PROJECT_ROOT / "motions" / "backflip.yaml", cache, looser) is None
+    tighter = load_config(PROJECT_ROOT / DEFAULT_CONFIG, {"refine": {"tolerances": {"apex_ratio": 2.0}}})
+    assert "misses the current tolerances (apex" in cache_status(PROJECT_ROOT / "motions" / "backflip.yaml", cache,
+                                                                 tighter)

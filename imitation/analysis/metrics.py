@@ -311,8 +311,8 @@ def episode_metrics(traj: Trajectory, ref=None, tolerances: dict | None = None, 
         out["success"] = verdicts["success"]
         for key in ("forward_speed", "ref_forward_speed", "lateral_speed", "yaw_rate_deg_s", "ref_yaw_rate_deg_s",
                     "path_error", "path_amplitude", "turning_error", "turning_amplitude", "feet_correlation",
-                    "feet_lift_ratio"):
-            if key in verdicts:  # looping references
+                    "feet_lift_ratio", "height_error", "height_amplitude", "attitude_error", "attitude_amplitude"):
+            if key in verdicts:  # the motion's course (loops: within the cycles; motions that end: on the way)
                 out[key] = verdicts[key]
     if ref is not None:
         r = _reference_at(traj, ref)

@@ -16,6 +16,15 @@ way over the same span of clip time (`expected`), and the episode succeeds when 
       heading    |heading change - the reference's| < end_heading_deg
       feet       every foot the reference has down at the end is down
       no body contact at any step
+      and the motion on the way (recorded episodes; `profile_errors`), with the reference shifted by up to a
+      twentieth of the clip either way:
+      profile    the base's height and its attitude relative to the start follow the reference's: each mean error
+                 < profile_rel x the reference's own amplitude (mean departure from its start) + a floor (height_m,
+                 tilt_deg)
+      feet       the feet's heights correlated with the reference's, as for loops (not their lift: how high the
+                 feet go in a flight is the policy's to choose)
+      A robot that stands still fails a motion that ends where it began (a rear-up, a jump in place), which the
+      outcome criteria alone pass.
     a looping motion, over the whole episode:
       no fall    no body contact and final tilt < the reference's + final_tilt_deg
       speed      |mean forward and lateral speed - the reference's| < speed_m_s
@@ -51,6 +60,7 @@ from ..utils.rotations import quat_conj, quat_mul, quat_rotate, quat_to_rotvec
 CRITERIA_END = ("rotation", "upright", "height", "position", "heading", "feet", "no_body_contact")
 CRITERIA_LOOP = ("no_fall", "speed", "yaw_rate")
 CRITERIA_MOTION = ("path", "turning", "feet")   # loops, judged on recorded episodes
+CRITERIA_PROFILE = ("profile", "feet_motion")        # motions that end, judged on recorded episodes
 
 
 @dataclass
@@ -220,16 +230,66 @@ def motion_errors(root_pos, root_quat, foot_z, length, ref_pos, ref_quat, ref_fo
     }
 
 
+def profile_errors(root_pos, root_quat, foot_z, length, ref_pos, ref_quat, ref_foot_z, slack: int,
+                   foot_floor: float) -> dict[str, torch.Tensor]:
+    """Mean errors of the base height and of the attitude relative to the start against the reference's, with the
+    reference's own amplitudes, and the feet's correlation and lift ratio (each (E,)), of recorded episodes of a
+    motion that ends: (E, T, ...) samples, the first `length` (E,) valid, against the reference's (T + 2 slack, ...)
+    samples at clip frames -slack .. T - 1 + slack; each error the smallest over shifts of up to `slack` steps."""
+    e, t = root_pos.shape[:2]
+    dev, dt_ = root_pos.device, root_pos.dtype
+    samples = (torch.arange(t, device=dev)[None, :] < length[:, None]).to(dt_)
+    n = samples.sum(1).clamp(min=1.0)
+    mean = lambda x: (x * samples).sum(1) / n  # noqa: E731
+    lift = lambda z: ((z - foot_floor).clamp(min=0.0).mean(-1) * samples).sum(1) / n  # noqa: E731
+    rel = quat_mul(quat_conj(root_quat[:, :1]), root_quat)                       # attitude from the start
+    best = {name: torch.full((e,), float("inf"), dtype=dt_, device=dev) for name in ("height", "attitude", "feet")}
+    for lag in range(-slack, slack + 1):
+        rows = slice(slack - lag, slack - lag + t)
+        rq = ref_quat[rows]
+        ref_rel = quat_mul(quat_conj(ref_quat[slack:slack + 1]).expand_as(rq), rq)
+        errors = {"height": mean((root_pos[..., 2] - ref_pos[rows, 2][None]).abs()),
+                  "attitude": mean(_angle(quat_mul(quat_conj(rel), ref_rel[None].expand_as(rel)))),
+                  "feet": 1.0 - _correlation(foot_z, ref_foot_z[rows][None].expand_as(foot_z), samples)}
+        for name, err in errors.items():
+            torch.minimum(best[name], err, out=best[name])
+    rows = slice(slack, slack + t)
+    rq = ref_quat[rows]
+    ref_rel = quat_mul(quat_conj(rq[:1]).expand_as(rq), rq)
+    ref_lift = lift(ref_foot_z[rows][None].expand_as(foot_z))
+    ones = torch.ones(e, 1, dtype=dt_, device=dev)
+    return {
+        "height_error": best["height"], "height_amplitude": mean((ref_pos[rows, 2] - ref_pos[slack, 2]).abs()[None] * ones),
+        "attitude_error": best["attitude"], "attitude_amplitude": mean(_angle(ref_rel)[None] * ones),
+        "feet_correlation": 1.0 - best["feet"],
+        "feet_lift_ratio": torch.where(ref_lift > 1e-3, lift(foot_z) / ref_lift.clamp(min=1e-3), 1.0),
+    }
+
+
+# m: standard deviation in time of a reference foot's height below which the foot counts as staying down (the
+# planted feet of a retargeted clip move by well under a millimetre; a step lifts a foot by centimetres)
+FOOT_STILL_M = 0.002
+
+
+def _angle(quat: torch.Tensor) -> torch.Tensor:
+    """(...,) rotation angle of unit quaternions (rad, 0..pi)."""
+    return 2.0 * torch.atan2(torch.linalg.vector_norm(quat[..., 1:], dim=-1), quat[..., 0].abs())
+
+
 def _correlation(x: torch.Tensor, y: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
-    """(E,) mean over the feet of the correlation in time of x and y (E, T, F) over the valid `samples` (E, T):
-    1 where the reference y does not move (nothing to follow), 0 where only x does not."""
+    """(E,) mean over the feet whose reference y moves of the correlation in time of x and y (E, T, F) over the
+    valid `samples` (E, T); 0 for a foot of x that does not move; 1 when no reference foot moves (nothing to
+    follow). Feet that stay down in the reference (height spread under FOOT_STILL_M) are left out: a robot
+    standing still would match them."""
     m = samples[..., None]
     n = m.sum(1).clamp(min=1.0)
     xc, yc = x - (x * m).sum(1, keepdim=True) / n[:, None], y - (y * m).sum(1, keepdim=True) / n[:, None]
     cov = (xc * yc * m).sum(1)
     sx, sy = torch.sqrt((xc * xc * m).sum(1)), torch.sqrt((yc * yc * m).sum(1))
     corr = torch.where(sx > 1e-9, cov / (sx * sy).clamp(min=1e-18), torch.zeros_like(cov))
-    return torch.where(sy > 1e-9, corr, torch.ones_like(cov)).mean(-1)
+    moving = (sy / torch.sqrt(n) > FOOT_STILL_M).to(corr.dtype)
+    count = moving.sum(-1)
+    return torch.where(count > 0, (corr * moving).sum(-1) / count.clamp(min=1.0), torch.ones_like(count))
 
 
 def judge(out: Outcome, ref: Outcome, tol: dict, loop: bool,
@@ -248,9 +308,6 @@ def judge(out: Outcome, ref: Outcome, tol: dict, loop: bool,
             rel = tol["motion_rel"]
             for name, floor in (("path", tol["path_m"]), ("turning", math.radians(tol["turn_deg"]))):
                 v[name] = motion[f"{name}_error"] < rel * motion[f"{name}_amplitude"] + floor
-            lo, hi = tol["feet_lift_ratio"]
-            ratio = motion["feet_lift_ratio"]
-            v["feet"] = (motion["feet_correlation"] > tol["feet_correlation"]) & (ratio > lo) & (ratio < hi)
     else:
         v = {
             "rotation": ((out.turn - ref.turn).abs()
@@ -264,6 +321,17 @@ def judge(out: Outcome, ref: Outcome, tol: dict, loop: bool,
             "feet": (out.feet_down | ~ref.feet_down).all(-1),
             "no_body_contact": no_contact,
         }
+        if motion is not None:
+            rel = tol["profile_rel"]
+            follows = [motion[f"{name}_error"] < rel * motion[f"{name}_amplitude"] + floor
+                       for name, floor in (("height", tol["height_m"]), ("attitude", math.radians(tol["tilt_deg"])))]
+            v["profile"] = follows[0] & follows[1]
+    if motion is not None and loop:
+        lo, hi = tol["feet_lift_ratio"]
+        ratio = motion["feet_lift_ratio"]
+        v["feet"] = (motion["feet_correlation"] > tol["feet_correlation"]) & (ratio > lo) & (ratio < hi)
+    elif motion is not None:  # (how high the feet go in a flight is the policy's to choose)
+        v["feet_motion"] = motion["feet_correlation"] > tol["feet_correlation"]
     success = torch.ones_like(no_contact)
     for verdict in v.values():
         success = success & verdict
@@ -298,9 +366,16 @@ def trajectory_verdicts(traj, ref, tolerances: dict | None = None) -> dict:
         motion = motion_errors(t(traj.root_pos), quat, t(traj.foot_pos[..., 2]), t(traj.length, torch.long),
                                f.root_pos.double(), f.root_quat.double(), f.foot_pos[..., 2].double(),
                                motion_window(ref.cycle), slack, float(ref.foot_floor))
+    else:
+        slack = motion_slack(ref.num_frames)
+        f = ref.frame(torch.arange(-slack, traj.num_steps + slack))
+        motion = profile_errors(t(traj.root_pos), quat, t(traj.foot_pos[..., 2]), t(traj.length, torch.long),
+                                f.root_pos.double(), f.root_quat.double(), f.foot_pos[..., 2].double(), slack,
+                                float(ref.foot_floor))
     verdicts = judge(out, exp, tol, loop=loop, motion=motion)
     result = {k: v.numpy() for k, v in verdicts.items()}
     if not getattr(ref, "loop", False):
+        result.update({k: v.numpy() for k, v in motion.items()})
         return result
     # What a gait is judged on, beside the reference's own values (upright motions only: the heading of a body
     # turning through +-90 degrees of pitch flips, so a flip's "yaw rate" means nothing).

@@ -40,10 +40,14 @@ def outcome(clip) -> dict:
 
 def physics(clip, robot, kp: float, kd: float) -> dict:
     """What the motion costs the robot: peak torque, joint-limit excess, foot penetration."""
+    from retarget.clip import limit_excess
+
+    worst = limit_excess(clip, robot)
     out = {
-        "joint_limit_excess_rad": float(max(0.0, np.max(np.maximum(clip.dof_pos - robot.upper,
-                                                                   robot.lower - clip.dof_pos)))),
+        "joint_limit_excess_rad": worst["excess_rad"], "limit_joint": worst["joint"], "limit_time_s": worst["time_s"],
         "foot_penetration_m": float(max(0.0, robot.foot_radius - clip.foot_pos[..., 2].min())),
+        "penetration_time_s": float(np.unravel_index(clip.foot_pos[..., 2].argmin(), clip.foot_pos.shape[:2])[0]
+                                    / clip.fps),
     }
     if clip.pd_target is not None:
         # Torque at frame k + 1 under target k, as the env reports it.
@@ -55,9 +59,21 @@ def physics(clip, robot, kp: float, kd: float) -> dict:
     return out
 
 
-def shortfalls(result: dict, source: dict, tol: dict, body_contact_time: float | None) -> list[str]:
-    """What a refined motion's `result` (outcome) misses of its `source`'s, in words; [] when it is feasible."""
+def shortfalls(result: dict, source: dict, tol: dict, body_contact_time: float | None,
+               physics: dict | None = None) -> list[str]:
+    """What a refined motion's `result` (outcome) misses of its `source`'s, and where its `physics` breaks what a
+    clip may hold (the joint limits, as `read_clip` checks them; the feet's ground penetration), in words; [] when
+    it is feasible."""
+    from retarget.clip import LIMIT_TOLERANCE
+
     out = []
+    if physics is not None:
+        if physics["joint_limit_excess_rad"] > LIMIT_TOLERANCE:
+            out.append(f"{physics.get('limit_joint', 'a joint')} {physics['joint_limit_excess_rad']:.3f} rad past its "
+                       f"limit at {physics.get('limit_time_s', float('nan')):.2f} s (tolerance {LIMIT_TOLERANCE} rad)")
+        if physics["foot_penetration_m"] > tol["foot_penetration_m"]:
+            out.append(f"a foot {physics['foot_penetration_m'] * 1000:.0f} mm into the ground (tolerance "
+                       f"{tol['foot_penetration_m'] * 1000:.0f} mm)")
     for axis in AXES:
         got, want = result["net_turn_deg"][axis], source["net_turn_deg"][axis]
         if abs(got - want) > tol["rotation_deg"]:
@@ -72,10 +88,27 @@ def shortfalls(result: dict, source: dict, tol: dict, body_contact_time: float |
         out.append(f"ends {dz * 100:+.0f} cm off the source's end height")
     if result["apex_m"] < tol["apex_ratio"] * source["apex_m"]:
         out.append(f"apex {result['apex_m']:.2f} m of {source['apex_m']:.2f} m")
+    if abs(result["flight_time_s"] - source["flight_time_s"]) > tol["flight_time_s"]:
+        out.append(f"longest flight {result['flight_time_s']:.2f} s where the source's is {source['flight_time_s']:.2f} s")
     if result["min_height_m"] < source["min_height_m"] - tol["min_height_drop_m"]:
         out.append(f"base down to {result['min_height_m']:.3f} m (source's lowest {source['min_height_m']:.3f} m)")
     if body_contact_time is not None:
         out.append(f"body touches the ground at {body_contact_time:.2f} s")
+    return out
+
+
+def shortfall_times(report: dict, tol: dict) -> list[float]:
+    """Times (s) where the result breaks a physical tolerance (joint limit, foot penetration, body contact);
+    [] when its misses are of the whole motion (turn, tilt, end pose, apex, flight)."""
+    from retarget.clip import LIMIT_TOLERANCE
+
+    p, out = report["physics"], []
+    if p["joint_limit_excess_rad"] > LIMIT_TOLERANCE:
+        out.append(p["limit_time_s"])
+    if p["foot_penetration_m"] > tol["foot_penetration_m"] and "penetration_time_s" in p:
+        out.append(p["penetration_time_s"])
+    if report.get("body_contact_time_s") is not None:
+        out.append(report["body_contact_time_s"])
     return out
 
 
@@ -106,6 +139,8 @@ def format_report(report: dict) -> str:
             lines.append(f"    {term:22s}{b:10.4f} -> {a:.4f}")
     lines.append(f"    {'total':22s}{sum(report['cost_before'].values()):10.4f} -> {sum(report['cost_after'].values()):.4f}")
     lines.append(f"    {'nominal robot total':22s}{report['nominal_cost_before']:10.4f} -> {report['nominal_cost_after']:.4f}")
+    for w in report.get("warnings", []):
+        lines.append("  note: " + w)
     lines.append("  feasible" if not report["shortfalls"] else "  SHORT OF THE SOURCE: " + "; ".join(report["shortfalls"]))
     return "\n".join(lines) + "\n"
 
@@ -120,3 +155,15 @@ def end_error(result: dict, source: dict, refined_quat: np.ndarray, source_quat:
         "height_m": float(result["end_pos_m"][2] - source["end_pos_m"][2]),
         "heading_deg": float((yaw + 180.0) % 360.0 - 180.0),
     }
+
+
+def warnings(report: dict) -> list[str]:
+    """What a feasible-looking result should not hide: a search that made the robots on average worse than the
+    unrefined replay (the result then fits the nominal robot only)."""
+    out = []
+    before, after = sum(report["cost_before"].values()), sum(report["cost_after"].values())
+    if after > before:
+        out.append(f"the mean cost over the {report['robust_copies']} robots rose ({before:.2f} -> {after:.2f}) while "
+                   f"the nominal robot's went {report['nominal_cost_before']:.2f} -> {report['nominal_cost_after']:.2f}: "
+                   "the targets fit the nominal robot, not the randomized ones")
+    return out

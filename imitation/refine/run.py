@@ -133,7 +133,7 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
     from .cost import TERMS
     from .knots import is_sagittal
     from .record import record
-    from .search import RefineStopped, SearchState, load_checkpoint, search
+    from .search import RefineStopped, SearchState, load_checkpoint, retry_stages, search
     from .shards import HELPER_READY_TIMEOUT_S, Helper, ShardedRollouts
 
     t0 = time.time()
@@ -142,6 +142,7 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
     robot = load_robot(resolve_path(cfg["robot"]))
     source = Path(source)
     clip = load_source(source, robot, source_robot)              # bad input fails before Genesis starts
+    _refuse_body_through_ground(source, clip, robot)
     settings = cfg["refine"]
     dt = cfg["env"]["dt"]
     src = clip.resample(1.0 / dt)
@@ -198,6 +199,31 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
         stop["now"] = True
 
     zero = np.zeros(knots.size)
+    tol = settings["tolerances"]
+
+    def result_of(best: np.ndarray, cost_after: tuple) -> tuple:
+        """One replay of the best targets, recorded with the simulator's own velocities, and its report."""
+        offsets = knots.offsets(best[None])[0]
+        before = record(env, actions=knots.offsets(zero[None])[0][:-1], latency=False, **mode)
+        rec = record(env, actions=offsets[:-1], simulated_velocities=True, store_pd_target=True, latency=False, **mode)
+        result, source_outcome = rep.outcome(rec.clip), rep.outcome(src)
+        report = {
+            "source_file": source.name, "source": source_outcome, "before": rep.outcome(before.clip), "result": result,
+            "end_error": rep.end_error(result, source_outcome, rec.clip.root_quat[-1], src.root_quat[-1]),
+            "physics": rep.physics(rec.clip, robot, cfg["env"]["kp"], cfg["env"]["kd"]),
+            "cost_before": cost_before, "cost_after": cost_after[0],
+            "nominal_cost_before": nominal_before, "nominal_cost_after": cost_after[1],
+            "robust_copies": rollouts.copies, "body_contact_time_s": rec.body_contact_time,
+            "faulted_replay": rec.faulted, "candidates": state.candidates, "faulted_candidates": state.faulted,
+            "wall_time_s": time.time() - t0, "search_time_s": state.elapsed_s, "rounds": state.round + 1,
+            "symmetric": symmetric, "seed": seed,
+        }
+        report["shortfalls"] = rep.shortfalls(result, source_outcome, tol, rec.body_contact_time, report["physics"])
+        report["warnings"] = rep.warnings(report)
+        if rec.faulted:
+            report["shortfalls"].append("the replay hit a physics fault")
+        return rec.clip, report
+
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with playback(env, mode):
@@ -209,7 +235,19 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
             if state is None:
                 state = SearchState(best=zero.copy(), key=key)
             state = search(rollouts, settings, seed, state, checkpoint, lambda: stop["now"], progress)
-            cost_after, nominal_after = full_cost(state.best)
+            cost_after = full_cost(state.best)
+        refined, report = result_of(state.best, cost_after)
+        # Not feasible yet: search again around where it fails, from the best so far.
+        while report["shortfalls"] and state.round < settings["retries"]:
+            plan = retry_stages(knots, settings, rep.shortfall_times(report, tol))
+            progress(f"not feasible yet ({'; '.join(report['shortfalls'])}): retry {state.round + 1} of "
+                     f"{settings['retries']} over {len(plan)} windows x {settings['retry_generations']} generations")
+            state = SearchState(best=state.best, key=key, round=state.round + 1, plan=plan, candidates=state.candidates,
+                                faulted=state.faulted, elapsed_s=state.elapsed_s)
+            with playback(env, mode):
+                state = search(rollouts, settings, seed, state, checkpoint, lambda: stop["now"], progress)
+                cost_after = full_cost(state.best)
+            refined, report = result_of(state.best, cost_after)
     except RefineStopped:
         raise InputError(f"{source}: refinement stopped; the best so far is kept in {checkpoint} "
                          f"(--resume continues)") from None
@@ -219,36 +257,6 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
         for h in helpers:
             h.close()
 
-    # The result: one replay of the best targets, recorded with the simulator's own velocities.
-    offsets = knots.offsets(state.best[None])[0]
-    before = record(env, actions=knots.offsets(zero[None])[0][:-1], latency=False, **mode)
-    rec = record(env, actions=offsets[:-1], simulated_velocities=True, store_pd_target=True, latency=False, **mode)
-    refined = rec.clip
-    result, source_outcome = rep.outcome(refined), rep.outcome(src)
-    report = {
-        "source_file": source.name,
-        "source": source_outcome,
-        "before": rep.outcome(before.clip),
-        "result": result,
-        "end_error": rep.end_error(result, source_outcome, refined.root_quat[-1], src.root_quat[-1]),
-        "physics": rep.physics(refined, robot, cfg["env"]["kp"], cfg["env"]["kd"]),
-        "cost_before": cost_before,
-        "cost_after": cost_after,
-        "nominal_cost_before": nominal_before,
-        "nominal_cost_after": nominal_after,
-        "robust_copies": rollouts.copies,
-        "body_contact_time_s": rec.body_contact_time,
-        "faulted_replay": rec.faulted,
-        "candidates": state.candidates,
-        "faulted_candidates": state.faulted,
-        "wall_time_s": time.time() - t0,
-        "search_time_s": state.elapsed_s,
-        "symmetric": symmetric,
-        "seed": seed,
-    }
-    report["shortfalls"] = rep.shortfalls(result, source_outcome, settings["tolerances"], rec.body_contact_time)
-    if rec.faulted:
-        report["shortfalls"].append("the replay hit a physics fault")
     progress(rep.format_report(report), end="")
     if json_path:
         write_text_atomic(json_path, json.dumps(report, indent=2))
@@ -265,11 +273,39 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
     }
     refined.quality = {**quality_report(refined, robot), "refinement": report}
     if report["shortfalls"] and not allow_partial:
-        raise InputError(f"{source}: not feasible within the refinement budget: {'; '.join(report['shortfalls'])}; "
-                         f"nothing written (--allow-partial writes it anyway)")
+        hint = _keyframe_hint(source, rep.shortfall_times(report, tol))
+        raise InputError(f"{source}: not feasible within the refinement budget: {'; '.join(report['shortfalls'])}"
+                         f"{hint}; nothing written (--allow-partial writes it anyway)")
     write_clip(refined, output)
     checkpoint.unlink(missing_ok=True)
     return Refined(clip=refined, report=report, written=True)
+
+
+def _keyframe_hint(source: Path, times: list[float]) -> str:
+    """" (the keyframe at t: ...)" nearest each of `times` for a keyframe file, else ""."""
+    if not times or source.suffix.lower() not in (".yaml", ".yml"):
+        return ""
+    import yaml
+
+    keys = [float(k["t"]) for k in (yaml.safe_load(source.read_text()) or {}).get("keyframes", [])
+            if isinstance(k, dict) and isinstance(k.get("t"), (int, float))]
+    if not keys:
+        return ""
+    near = sorted({min(keys, key=lambda v: abs(v - t)) for t in times})
+    return f" (the keyframe{'s' if len(near) > 1 else ''} at t: {', '.join(f'{v:g}' for v in near)})"
+
+
+def _refuse_body_through_ground(source: Path, clip, robot) -> None:
+    """A source whose body already goes into the ground cannot be made physical: say where at once, and which
+    keyframe to change, instead of after minutes of search."""
+    from retarget.quality import body_through_ground, quality_report
+
+    where = body_through_ground(quality_report(clip, robot))
+    if where is None:
+        return
+    hint = _keyframe_hint(source, [float(where.split("t = ")[1].split(" s")[0])])
+    raise InputError(f"{source}: the body goes through the ground in the source itself: {where}{hint}; "
+                     "nothing refined")
 
 
 def cache_status(source, cache, cfg: dict, seed: int = 1) -> str | None:
@@ -286,9 +322,26 @@ def cache_status(source, cache, cfg: dict, seed: int = 1) -> str | None:
     s = cached.retarget_settings
     if cached.source_sha256 != sha256_of(source):
         return f"{source} changed since {cache} was refined"
-    if s.get("refine") != cfg["refine"] or s.get("physics") != refine_physics(cfg) or s.get("seed") != seed:
+    report = (cached.quality or {}).get("refinement") or {}
+    retried = report.get("rounds", 1) > 1
+    if (_searched(s.get("refine") or {}, retried) != _searched(cfg["refine"], retried)
+            or s.get("physics") != refine_physics(cfg) or s.get("seed") != seed):
         return f"{cache} was refined with other settings"
+    if "result" in report and "physics" in report:
+        from .report import shortfalls
+
+        missed = shortfalls(report["result"], report["source"], cfg["refine"]["tolerances"],
+                            report.get("body_contact_time_s"), report["physics"])
+        if missed:
+            return f"{cache} misses the current tolerances ({'; '.join(missed)})"
     return None
+
+
+def _searched(settings: dict, retried: bool) -> dict:
+    """The refinement settings a search's result depends on: not the tolerances it is judged by, nor the retry
+    settings when it needed no retry."""
+    drop = {"tolerances"} | (set() if retried else {"retries", "retry_generations"})
+    return {k: v for k, v in settings.items() if k not in drop}
 
 
 def cached_refinement(source, cache, output, *, config=None, seed: int = 1, device: str = "cpu",

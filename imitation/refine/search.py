@@ -44,6 +44,8 @@ class SearchState:
     key: dict = field(default_factory=dict)   # source and settings the checkpoint belongs to
     np_random: tuple | None = None
     best_terms: np.ndarray | None = None      # weighted cost terms of the incumbent in this stage
+    round: int = 0                            # 0: the first search; n: the n-th retry (see retry_stages)
+    plan: list | None = None                  # the stages of a retry (None: `stages` of the settings)
 
 
 class Rollouts:
@@ -130,6 +132,20 @@ def stages(knots, settings: dict) -> list[dict]:
     return out
 
 
+def retry_stages(knots, settings: dict, times: list[float]) -> list[dict]:
+    """The stages of a retry: the windows whose scored span holds one of `times` (s) where the result fails, and
+    the window before each (the push that leads there), all windows when no time is known; each restarted at the
+    full step size from the best so far, with retry_generations."""
+    base = stages(knots, {**settings, "polish_generations": 0})
+    keep = set()
+    for i, st in enumerate(base):
+        start, end = knots.times[st["knots"][0]], st["last_frame"] * knots.dt
+        if any(start <= t <= end for t in times):
+            keep |= {max(0, i - 1), i}
+    chosen = [base[i] for i in sorted(keep)] or base
+    return [{**st, "generations": settings["retry_generations"]} for st in chosen]
+
+
 def search(rollouts: Rollouts, settings: dict, seed: int, state: SearchState, checkpoint, should_stop,
            progress=print) -> SearchState:
     """Run (or continue) the stages; returns the final state. `should_stop()` is polled after each generation:
@@ -137,14 +153,15 @@ def search(rollouts: Rollouts, settings: dict, seed: int, state: SearchState, ch
     import cma
 
     knots, n = rollouts.knots, rollouts.num_envs
-    plan = stages(knots, settings)
+    plan = state.plan or stages(knots, settings)
     total_work = sum(s["generations"] * s["last_frame"] for s in plan)
     t_start = time.time() - state.elapsed_s
     while state.stage < len(plan):
         st = plan[state.stage]
         sl = knots.value_slice(st["knots"])
         if state.es is None:
-            opts = {"popsize": n, "bounds": [-settings["bound"], settings["bound"]], "seed": seed * 1000 + state.stage + 1,
+            opts = {"popsize": n, "bounds": [-settings["bound"], settings["bound"]],
+                    "seed": seed * 1000 + 100 * state.round + state.stage + 1,
                     "CMA_stds": knots.stds[sl], "verbose": -9}
             state.es = cma.CMAEvolutionStrategy(state.best[sl].copy(), st["sigma"], opts)
             state.generation, state.stage_best_cost = 0, np.inf
@@ -180,8 +197,9 @@ def search(rollouts: Rollouts, settings: dict, seed: int, state: SearchState, ch
             eta = (total_work - done_work) / max(rate, 1e-9)
             top = sorted(zip(TERMS, state.best_terms), key=lambda kv: -kv[1])[:4]
             k0, k1 = st["knots"]
-            where = "polish" if state.stage == len(plan) - 1 and settings["polish_generations"] else \
-                f"window {state.stage + 1}/{len(plan) - bool(settings['polish_generations'])}"
+            polish = state.plan is None and settings["polish_generations"]
+            where = "polish" if state.stage == len(plan) - 1 and polish else \
+                f"{'retry ' if state.round else ''}window {state.stage + 1}/{len(plan) - bool(polish)}"
             progress(f"{where} (knots {knots.times[k0]:.1f}-{knots.times[k1 - 1]:.1f} s, scored to "
                      f"{st['last_frame'] * knots.dt:.2f} s) gen {state.generation}/{st['generations']}: "
                      f"best {state.stage_best_cost:.4f} (" + ", ".join(f"{k} {v:.3f}" for k, v in top) + ") "

@@ -1,0 +1,122 @@
+"""The motion zoo benchmark: `imitation learn` on each motion file, one seed each, and a table of how it went.
+
+    .venv/bin/python scripts/zoo.py [MOTION ...] [--jobs 2] [--env-steps 3000000] [--out out/zoo] [--table-only]
+        [--markdown docs/results/zoo.md]
+
+Default motions: motions/zoo/*.yaml (keyframes) and the repository's real clips (motions/real/*.txt, the gaits). Each learns into <out>/work/<name>/ and ships
+to <out>/policies/<name>_s1/ (not the project's policies/); a rerun reuses what each learn finished. The table
+(stdout, and --markdown) gives per motion: loop or not, the refinement's verdict, env steps to 90% randomized
+success (first checkpoint evaluation at or above it), the shipped checkpoint's randomized success and where it was
+taken, and the wall times of refinement and training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT = (sorted((ROOT / "motions" / "zoo").glob("*.yaml")) + sorted((ROOT / "motions" / "real").glob("*.txt"))
+           + [ROOT / "motions" / "dog_pace.txt", ROOT / "motions" / "dog_trot.txt"])
+
+
+def learn_cmd(motion: Path, out: Path, env_steps: int, refine_jobs: int) -> list[str]:
+    return [sys.executable, "-m", "imitation.cli", "learn", str(motion), "--name", motion.stem, "--seeds", "1",
+            "--env-steps", str(env_steps), "--ship-to", str(out / "policies"), "--work", str(out / "work" / motion.stem),
+            "--refine-jobs", str(refine_jobs), "--no-report"]
+
+
+def run_all(motions: list[Path], out: Path, jobs: int, env_steps: int, refine_jobs: int) -> None:
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    queue, running = list(motions), []
+    while queue or running:
+        while queue and len(running) < jobs:
+            m = queue.pop(0)
+            log = open(out / "logs" / f"{m.stem}.log", "a")
+            cmd = learn_cmd(m, out, env_steps, refine_jobs)
+            running.append((m, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), log, time.time()))
+            print(f"{m.stem}: started (log {out / 'logs' / (m.stem + '.log')})", flush=True)
+        time.sleep(2)
+        for item in list(running):
+            m, proc, log, t0 = item
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            log.close()
+            print(f"{m.stem}: {'done' if proc.returncode == 0 else f'FAILED ({proc.returncode})'} in "
+                  f"{time.time() - t0:.0f} s", flush=True)
+
+
+def row(motion: Path, out: Path) -> dict:
+    work = out / "work" / motion.stem
+    stages = json.loads((work / "stages.json").read_text()) if (work / "stages.json").is_file() else {}
+    r = {"motion": motion.stem, "file": str(motion.relative_to(ROOT)) if motion.is_relative_to(ROOT) else str(motion)}
+    ref = stages.get("refine")
+    if ref is None:
+        r["refine"] = "skipped (loop)" if "train_s1" in stages else "-"
+    elif ref.get("refused"):
+        r["refine"] = "refused: " + ref["refused"].split("budget: ")[-1].split("; nothing")[0]
+    else:
+        rep = json.loads((work / "refine.json").read_text()) if (work / "refine.json").is_file() else {}
+        r["refine"] = "feasible" + ("" if not rep.get("warnings") else " (mean cost over the robots rose)")
+    r["refine_s"] = ref.get("wall_s") if ref else None
+    train = stages.get("train_s1", {})
+    run = Path(train["run"]) if train.get("run") else None
+    rows = json.loads((run / "eval_curve.json").read_text())["rows"] if run and (run / "eval_curve.json").is_file() else []
+    first = next((x for x in rows if (x.get("success_rate") or 0) >= 0.9), None)
+    r["env_steps_to_90"] = first["env_steps"] if first else None
+    chosen = next((x for x in rows if x["iteration"] == train.get("chosen")), None)
+    r["chosen_iteration"] = train.get("chosen")
+    r["chosen_env_steps"] = chosen["env_steps"] if chosen else None
+    r["success_randomized"] = chosen["success_rate"] if chosen else None
+    progress = [json.loads(x) for x in (run / "progress.jsonl").read_text().splitlines()] if run and (run / "progress.jsonl").is_file() else []
+    r["trained_env_steps"] = progress[-1]["env_steps"] if progress else None
+    r["train_s"] = progress[-1]["wall_time"] if progress else None
+    r["status"] = "shipped" if "ship_s1" in stages else ("running or stopped" if stages else "not run")
+    return r
+
+
+def table(rows: list[dict]) -> list[str]:
+    m = lambda v: "-" if v is None else f"{v / 1e6:.2f}M"  # noqa: E731
+    t = lambda v: "-" if v is None else f"{v / 60:.1f} min"  # noqa: E731
+    lines = ["| motion | refinement | env steps to 90% randomized | shipped checkpoint | its randomized success | "
+             "trained | refine time | train time | status |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        s = "-" if r["success_randomized"] is None else f"{100 * r['success_randomized']:.0f}%"
+        lines.append(f"| `{r['file']}` | {r['refine']} | {m(r['env_steps_to_90'])} | {m(r['chosen_env_steps'])} | {s} | "
+                     f"{m(r['trained_env_steps'])} | {t(r['refine_s'])} | {t(r['train_s'])} | {r['status']} |")
+    return lines
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("motions", nargs="*", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=ROOT / "out" / "zoo")
+    p.add_argument("--jobs", type=int, default=2, help="learn runs at the same time (default 2)")
+    p.add_argument("--env-steps", type=int, default=3_000_000)
+    p.add_argument("--refine-jobs", type=int, default=None,
+                   help="processes per refinement (default: 2 when one learn runs at a time, else 1)")
+    p.add_argument("--table-only", action="store_true", help="only print the table of what is there")
+    p.add_argument("--markdown", type=Path, default=None, help="also write the table here")
+    args = p.parse_args()
+    motions = [m.resolve() for m in (args.motions or DEFAULT)]
+    missing = [m for m in motions if not m.is_file()]
+    if missing:
+        print(f"error: {missing[0]}: motion file not found", file=sys.stderr)
+        return 2
+    if not args.table_only:
+        run_all(motions, args.out, args.jobs, args.env_steps,
+                args.refine_jobs or (1 if args.jobs > 1 else 2))
+    lines = table([row(m, args.out) for m in motions])
+    print("\n".join(lines))
+    if args.markdown:
+        args.markdown.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
