@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cpu", help="cpu or cuda (several ranks: all on the CPU, or one GPU each)")
     t.add_argument("--ranks", type=int, default=1,
                    help="processes training this one policy on this machine, each with its own scene (launches "
-                        "torchrun --nproc_per_node=N; several machines: run torchrun yourself, see README)")
+                        "torchrun --nproc_per_node=N; several machines: run torchrun yourself, see docs/training.md)")
     t.add_argument("--port", type=int, default=None,
                    help="with --ranks: rendezvous port (default: any free one; a busy one is an error)")
     t.add_argument("--timeout", type=float, default=None, metavar="SECONDS",

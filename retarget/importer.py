@@ -28,16 +28,11 @@ from scipy.spatial.transform import Rotation
 from .clip import Clip, sha256_of
 from .contacts import detect_contacts, plant_feet_clamped
 from .errors import InputError
-from .formats import SourceMotion, detect_format, load_source
+from .formats import SourceMotion, detect_format, load_source, source_robot_for
 from .kinematics import feet_world
 from .mapping import SourceMapping, available_mappings, load_mapping
 from .methods import METHODS, MISS_REPORTED, by_feet, by_joints, clamp_summary
 from .robot import Robot, load_robot
-
-# The robot a format's files are written for when the caller does not say: motion_imitation's own
-# clips are Laikago's, AMP_for_hardware's 61-number frames are A1's, and a CSV names its joints, which
-# is most often our own robot. The upright check catches a wrong guess and names the right mapping.
-DEFAULT_SOURCE = {"motion_imitation": "laikago", "AMP_for_hardware": "a1", "csv": "go2"}
 
 HEIGHT_PLAUSIBLE = (0.2, 5.0)  # frame-0 root height / the source's standing height; else units are off
 
@@ -99,7 +94,8 @@ def load_motion(path: str | Path, robot: Robot | None = None, source_robot: str 
     src = load_source(path, fmt, fps=opts.csv_fps)
     assumed = source_robot is None
     if assumed:
-        source_robot = DEFAULT_SOURCE.get(src.info.get("variant"), DEFAULT_SOURCE[src.format])
+        # the format's robot (retarget/formats); the upright check catches a wrong guess and names the right mapping
+        source_robot = source_robot_for(src)
     mapping = load_mapping(source_robot, robot, where)
     return retarget(src, mapping, robot, fps=fps, settings=opts, assumed_source=assumed)
 

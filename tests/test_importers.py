@@ -513,3 +513,24 @@ def test_mapping_validation(tmp_path, edit, message):
     path.write_text(edit(MAPPING))
     with pytest.raises(InputError, match=r"robot\.yaml: .*" + message):
         load_mapping(path, ROBOT)
+
+
+def test_a_format_is_one_module_that_declares_itself(tmp_path, monkeypatch):
+    import retarget.formats as formats
+
+    assert list(formats.FORMATS) == ["motion_imitation", "csv"]          # JSON is asked before CSV
+    assert formats.MOTION_SUFFIXES == (".yaml", ".yml", ".txt", ".json", ".csv")
+    # A new module in the package is found with nothing else edited, and asked in its rank order.
+    (tmp_path / "npz_clip.py").write_text(
+        "from retarget.formats.source import Format\n"
+        "def load(path, fps=None):\n    raise NotImplementedError\n"
+        "FORMAT_SPEC = Format(name='npz', suffixes=('.npz',), claims=lambda s, t: s == '.npz', load=load,\n"
+        "                     source_robots={'npz': 'a1'}, rank=5)\n")
+    monkeypatch.setattr(formats, "__path__", [*formats.__path__, str(tmp_path)])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = formats._discover()
+    assert list(found) == ["npz", "motion_imitation", "csv"]
+    monkeypatch.setattr(formats, "FORMATS", found)
+    p = tmp_path / "m.npz"
+    p.write_bytes(b"PK")
+    assert formats.detect_format(p) == "npz"

@@ -4,6 +4,7 @@
     rollout.py         the one rollout loop: episodes from a start frame with a policy or open-loop actions, and hooks
     reference.py       Reference: the clip on the env's clock (control-rate frames, loops and their cycle offsets)
     rewards.py         reward terms (small pure functions of State and RefFrame) and their weighted RewardSum
+    terminations.py    early terminations, terms of the same kind switched on by the config's `termination` section
     start_sampler.py   RSI start frames, uniform or by recent failures
     success.py         the reference-derived success rule (Outcome, expected, judge), batched in torch
     online_success.py  that rule applied to the training episodes that start at t = 0

@@ -30,11 +30,11 @@ from retarget.clip import Clip
 from retarget.errors import InputError
 from retarget.robot import load_robot
 
-from ..config import NOMINAL_DR, TERMINATIONS_OFF, ZERO_NOISE, resolve_path
+from ..config import NOMINAL_DR, ZERO_NOISE, resolve_path
 from ..utils.quiet import filtered_stderr
 from ..utils.rotations import (quat_conj, quat_error_angle, quat_mul, quat_rotate, quat_rotate_inverse,
                                quat_to_rotvec)
-from . import success
+from . import success, terminations
 from .observations import ObservationSpec, pd_target, phase_encoding, policy_observation, residual_base
 from .online_success import OnlineSuccess
 from .reference import Reference, episode_length_s
@@ -42,10 +42,9 @@ from .rewards import RewardSum, State
 from .start_sampler import StartSampler
 from .stats import EpisodeStats
 
-TERMINATIONS = ("body_contact", "height", "position", "orientation")
 
 # What playback() switches and restores (the terminations: attributes named as their config keys).
-_PLAYBACK_ATTRS = (*TERMINATIONS_OFF, "dr", "any_delay", "max_episode_length", "action_scale", "_residual_base")
+_PLAYBACK_ATTRS = ("terminations", "dr", "any_delay", "max_episode_length", "action_scale", "_residual_base")
 
 # Columns of the packed per-env state (see _allocate_buffers), in order.
 _STATE_LAYOUT = dict(root_pos=3, root_quat=4, root_lin_vel=3, root_ang_vel_b=3, root_ang_vel=3, dof_pos=12, dof_vel=12,
@@ -113,9 +112,6 @@ class ImitationEnv(VecEnv):
         self.residual_velocity_gain = float(ecfg["residual_velocity_gain"])
         self.default_dof_pos = torch.tensor(self.robot_desc.default_pose, dtype=f32, device=dev)
         self.privileged_critic = ocfg["privileged_critic"]
-        self.max_height_error = tcfg["max_height_error"]
-        self.max_position_error = tcfg["max_position_error"]
-        self.max_orientation_error = tcfg["max_orientation_error"]
         self.contact_force = float(tcfg["contact_force"])
         self.rsi = cfg["reset"]["rsi"]
         self.start_at_zero_fraction = float(cfg["reset"]["start_at_zero_fraction"])
@@ -184,7 +180,8 @@ class ImitationEnv(VecEnv):
         self.contact_link_idx = torch.tensor(
             [self.robot.get_link(n).idx_local for n in contact_links], dtype=torch.long, device=dev
         )
-        self.body_contact = tcfg["body_contact"] and len(contact_links) > 0
+        # {name: limit} of the early terminations switched on (imitation/env/terminations.py)
+        self.terminations = terminations.limits({**tcfg, "body_contact": tcfg["body_contact"] and len(contact_links) > 0})
         self.base_link_idx = self.robot.get_link(robot.base_link).idx_local
 
     def _setup_actuators(self) -> None:
@@ -238,14 +235,14 @@ class ImitationEnv(VecEnv):
         self._phase_table = phase_encoding(self.obs_spec, torch.arange(self.max_episode_length + 1, device=dev))
         self.gravity = torch.tensor([0.0, 0.0, -1.0], dtype=f32, device=dev).expand(n, 3)
         self.extras: dict = {}
-        self.termination_reasons = torch.zeros(n, len(TERMINATIONS), dtype=torch.bool, device=dev)
+        self.termination_reasons = torch.zeros(n, len(terminations.TERMS), dtype=torch.bool, device=dev)
 
     def _setup_statistics(self) -> None:
         """Episode statistics for rsl-rl's logger, and the learning curves of the episodes that start at t = 0,
         judged against the reference's own outcome."""
         dev = self.device
         self.stats = EpisodeStats(
-            names=[f"rew_{t}" for t in self.rewards.names] + [f"Termination/{t}" for t in (*TERMINATIONS, "time_out")],
+            names=[f"rew_{t}" for t in self.rewards.names] + [f"Termination/{t}" for t in (*terminations.TERMS, "time_out")],
             counters=["Physics/faults"],
             steps=["Tracking/joint_pos_rmse", "Tracking/root_pos_error", "Tracking/root_orientation_error",
                    "Tracking/foot_pos_error"],
@@ -314,14 +311,15 @@ class ImitationEnv(VecEnv):
         fault = ~torch.isfinite(self._state_buf[:, :_N_RAW]).all(-1) | self.rigid_solver.get_error_envs_mask().to(
             self.device)
         orientation_error = quat_error_angle(self.root_quat, ref.root_quat)
-        reasons = self._terminations(ref, orientation_error) & ~fault[:, None]  # (n, 4)
+        state = self.state()
+        reasons = terminations.evaluate(state, ref, self.terminations) & ~fault[:, None]  # (n, terms)
         terminated = reasons.any(-1)
         self.start_sampler.record(self.frame, terminated)
         time_out = (self.frame >= self.max_episode_length) & ~terminated & ~fault
         dones = terminated | time_out | fault
 
         # 3. rewards (zero for envs whose physics failed)
-        terms = torch.nan_to_num(self.rewards(self.state(), ref), nan=0.0, posinf=0.0, neginf=0.0)
+        terms = torch.nan_to_num(self.rewards(state, ref), nan=0.0, posinf=0.0, neginf=0.0)
         terms.masked_fill_(fault[:, None], 0.0)
         rewards = terms.sum(-1)
         self.episode_sums += terms
@@ -370,21 +368,8 @@ class ImitationEnv(VecEnv):
             projected_gravity=self.projected_gravity, dof_pos=self.dof_pos, dof_vel=self.dof_vel,
             default_dof_pos=self.default_dof_pos, torque=self.torque, foot_pos=self.foot_pos,
             foot_contact=self.foot_contact, actions=self.actions, last_actions=self.last_actions,
+            body_contact=self.body_contact_now,
         )
-
-    def _terminations(self, ref, orientation_error: torch.Tensor | None = None) -> torch.Tensor:
-        """(n, 4) bool: body contact, height error, position error, orientation error
-        (`orientation_error`: the attitude error against `ref`, if already computed)."""
-        off = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        contact = self.body_contact_now if self.body_contact else off
-        height = off if self.max_height_error is None else (
-            (self.root_pos[:, 2] - ref.root_pos[:, 2]).abs() > self.max_height_error)
-        position = off if self.max_position_error is None else (
-            torch.linalg.vector_norm(self.root_pos - ref.root_pos, dim=-1) > self.max_position_error)
-        if orientation_error is None and self.max_orientation_error is not None:
-            orientation_error = quat_error_angle(self.root_quat, ref.root_quat)
-        orientation = off if self.max_orientation_error is None else orientation_error > self.max_orientation_error
-        return torch.stack([contact, height, position, orientation], dim=-1)
 
     @contextmanager
     def playback(self, steps: int, *, dr_ranges: dict | None = None, latency: bool | None = None,
@@ -402,8 +387,7 @@ class ImitationEnv(VecEnv):
         saved_delayed = self.delayed.clone()
         all_envs = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
         try:
-            for key, off in TERMINATIONS_OFF.items():
-                setattr(self, key, off)
+            self.terminations = {}
             self.max_episode_length = steps + 1
             if self.dr_on and dr_ranges is not None:
                 # (actuator ranges not given: the nominal actuator model)
@@ -523,7 +507,7 @@ class ImitationEnv(VecEnv):
         base mass and kp / kd only if `redraw_physics`: an env that resets without keeps the values of its previous
         episode, themselves a draw from the same ranges, so every episode still runs with randomized physics.
         The redraw is what costs: Genesis recomputes the inverse weights of the trees whose mass changes (a large
-        share of step()'s time if done at every reset: README, Speed on a CPU), and its setters take the envs as
+        share of step()'s time if done at every reset: docs/performance.md), and its setters take the envs as
         indices (a host sync on a GPU). step() redraws on a random 1 in `physics_redraw_every` of its steps, drawn
         per step and not per env, so the envs whose episodes end in lockstep are not left out."""
         dev, d = self.device, self.dr

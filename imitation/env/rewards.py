@@ -42,6 +42,7 @@ class State:
     foot_contact: torch.Tensor      # (n, 4) bool
     actions: torch.Tensor           # (n, 12) this step's policy action
     last_actions: torch.Tensor      # (n, 12) the previous step's action
+    body_contact: torch.Tensor | None = None  # (n,) bool: a body link touches the ground (termination.contact_links)
 
 
 TERMS: dict[str, Callable[..., torch.Tensor]] = {}

@@ -12,7 +12,7 @@ written atomically (a temporary file beside the target, renamed when complete).
     render_tracks([...tracks...], "both.mp4", dt)                        # any number of robots
 
 On a CPU (Mesa llvmpipe through EGL) the Go2's detailed visual meshes dominate the render time, nearly
-independent of resolution and shadows; the first render in a process compiles shaders (see README, Videos).
+independent of resolution and shadows; the first render in a process compiles shaders (see docs/evaluation.md, Videos).
 """
 
 from __future__ import annotations

@@ -266,7 +266,7 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
         **refined.retarget_settings,
         "method": "physics refinement: windowed CMA-ES over PD-target offsets, then a recorded replay from t = 0",
         "config": str(config), "refine": settings, "seed": seed, "symmetric": symmetric, "physics": key["pd"],
-        # the actuator model simulated (provenance only: a cache made with other figures is still used, README)
+        # the actuator model simulated (provenance only: a cache made with other figures is still used, docs/sim2sim.md)
         "actuators": {"armature": robot.armature[:3].tolist(), "damping": robot.joint_damping[:3].tolist(),
                       "friction_loss": robot.friction_loss[:3].tolist()},
         "source_retarget_settings": clip.retarget_settings,

@@ -29,22 +29,19 @@ import math
 import statistics
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import torch
+
+from ..env import terminations as _TERMINATIONS
+from ..rl.timing import PPOTimer, fresh_start
 
 TARGETS = {"ratio_imitation": 0.93, "ratio_reward": 0.93, "ppo_update_share": 0.20}
 CONFIGS = {"imitation": "configs/imitation_backflip.yaml", "reward": "configs/reward_backflip.yaml"}
 
 
 # ---------------------------------------------------------------------------- one measurement
-
-
-def _fresh_start(env) -> None:
-    """Reset every env (as training would start them), then one untimed step of the physics."""
-    env.reset_envs(torch.ones(env.num_envs, dtype=torch.bool, device=env.device))
-    if not env.rsi:
-        env.desynchronize()
 
 
 def _pd_targets(env, actions: torch.Tensor) -> torch.Tensor:
@@ -61,7 +58,7 @@ def _pd_targets(env, actions: torch.Tensor) -> torch.Tensor:
 
 def time_floor(env, actions: torch.Tensor) -> float:
     """Env-steps/s of bare stepping of the env's scene: PD targets + scene.step(), nothing else."""
-    _fresh_start(env)
+    fresh_start(env)
     env.step(actions[0])
     targets = _pd_targets(env, actions[1:])
     robot, scene, dofs = env.robot, env.scene, env.dof_idx_list
@@ -75,7 +72,7 @@ def time_floor(env, actions: torch.Tensor) -> float:
 
 def time_env(env, actions: torch.Tensor) -> float:
     """Env-steps/s of the env's full step() with the given actions."""
-    _fresh_start(env)
+    fresh_start(env)
     env.step(actions[0])
     t0 = time.perf_counter()
     for a in actions[1:]:
@@ -96,7 +93,7 @@ _PARTS = (
     ("genesis: redraw kd", "robot", "set_dofs_kv"),
     ("state read (genesis getters + derived)", "", "_read_state"),
     ("rewards", "rewards", "__call__"),
-    ("terminations", "", "_terminations"),
+    ("terminations", _TERMINATIONS, "evaluate"),
     ("logging", "", "_log"),
     ("reset (all of it)", "", "_reset"),
     ("observations", "", "_observations"),
@@ -123,14 +120,17 @@ def breakdown(env, actions: torch.Tensor) -> dict[str, float]:
         if method == "__call__":  # a callable object (the env's RewardSum): wrap it where the env holds it
             setattr(env, "rewards", _CallableProxy(owner, timed))
             patched.append((env, "rewards", owner))
+        elif isinstance(owner, types.ModuleType):  # a module's function the step calls
+            setattr(owner, method, timed)
+            patched.append((owner, method, inner))
         else:
             setattr(owner, method, timed)
             patched.append((owner, method, None))
 
-    _fresh_start(env)
+    fresh_start(env)
     env.step(actions[0])
     for label, owner, method in _PARTS:
-        wrap(getattr(env, owner) if owner else env, method, label)
+        wrap(owner if isinstance(owner, types.ModuleType) else getattr(env, owner) if owner else env, method, label)
     try:
         t0 = time.perf_counter()
         for a in actions[1:]:
@@ -166,33 +166,6 @@ def format_breakdown(name: str, n: int, parts: dict[str, float]) -> str:
     lines = [f"where the {name} env's step() time goes, {n} envs (ms per step; % of the step):"]
     lines += [f"  {label:<42} {ms:7.3f} {100 * ms / total:5.1f}%" for label, ms in parts.items() if ms > 0]
     return "\n".join(lines)
-
-
-class PPOTimer:
-    """An OnPolicyRunner on `env` (no run folder); `iteration()` runs one PPO iteration and returns
-    (collect seconds, update seconds), as the runner itself measures them."""
-
-    def __init__(self, env, cfg: dict, update_threads: int | None = None):
-        from ..rl.train import Runner, rsl_rl_config
-
-        train_cfg = rsl_rl_config(cfg)
-        self.runner = Runner(env, train_cfg, cfg, None, str(env.device), update_threads=update_threads)
-        self.env = env
-        self.steps_per_env = int(train_cfg["num_steps_per_env"])
-        self._times: tuple[float, float] | None = None
-        inner = self.runner.logger.log
-
-        def log(**kw):
-            self._times = (kw["collect_time"], kw["learn_time"])
-            return inner(**kw)
-
-        self.runner.logger.log = log
-
-    def iteration(self) -> tuple[float, float]:
-        _fresh_start(self.env)
-        self.runner.learn(num_learning_iterations=1)
-        assert self._times is not None
-        return self._times
 
 
 # ---------------------------------------------------------------------------- a set of envs
@@ -247,9 +220,9 @@ def measure(
             for name, env in envs.items():
                 breakdowns[name] = breakdown(env, actions)
                 log(format_breakdown(name, n, breakdowns[name]))
-        _fresh_start(imitation_env)
+        fresh_start(imitation_env)
         if reward_env is not None:
-            _fresh_start(reward_env)
+            fresh_start(reward_env)
     row: dict = {"num_envs": n, "steps": steps, "repeats": repeats}
     if breakdowns:
         row["breakdown_ms"] = breakdowns

@@ -169,7 +169,7 @@ def worker(folder: Path, config: str, num_envs: int, clip: str | None) -> None:
     from ..env.imitation_env import ImitationEnv
     from ..rl import distributed
     from ..sim import init_genesis
-    from .bench import PPOTimer
+    from ..rl.timing import PPOTimer
 
     place = distributed.place()
     if place.distributed:

@@ -85,6 +85,7 @@ def provenance(run_dir) -> dict:
     import yaml
 
     from retarget.clip import read_clip, sha256_of
+    from retarget.formats import MOTION_SUFFIXES
 
     cfg = yaml.safe_load((Path(run_dir) / runs.CONFIG).read_text())
     clip_path = Path(cfg["clip"])
@@ -96,7 +97,7 @@ def provenance(run_dir) -> dict:
         out["clip_sha256"] = sha256_of(clip_path)
         # The motion file by its content: the project's motion file with the clip's recorded sha256.
         source = next((p for p in sorted((PROJECT_ROOT / "motions").rglob("*"))
-                       if p.is_file() and p.suffix in (".yaml", ".txt", ".json", ".csv")
+                       if p.is_file() and p.suffix.lower() in MOTION_SUFFIXES
                        and sha256_of(p) == clip.source_sha256), None)
         out["source"] = {"file": str(source.relative_to(PROJECT_ROOT)) if source else clip.source_file,
                          "sha256": clip.source_sha256}

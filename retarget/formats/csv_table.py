@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .source import SourceMotion, check_finite, check_frame_count, check_quaternions, positive_number, read_text
+from .source import (Format, SourceMotion, check_finite, check_frame_count, check_quaternions, positive_number,
+                     read_text)
 
 FORMAT = "csv"
 DEFAULT_FPS = 50.0
@@ -144,3 +145,12 @@ def _frame_rate(path: Path, time: np.ndarray | None, fps: float | None) -> float
     if fps is not None and abs(rate - fps) > TIME_TOLERANCE * fps:
         raise InputError(f"{path}: column 'time' gives {rate:.4g} frames/s but the fps option says {fps:g}")
     return rate
+
+
+# A .csv name, or a .txt whose first line has commas (asked after the JSON formats). A CSV names its joints, most
+# often our own robot's.
+FORMAT_SPEC = Format(
+    name=FORMAT, suffixes=(".csv", ".txt"), load=load, takes_fps=True, rank=20,
+    claims=lambda suffix, text: suffix == ".csv" or (suffix == ".txt" and "," in text.lstrip().split("\n", 1)[0]),
+    source_robots={FORMAT: "go2"},
+)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .source import (SourceMotion, check_frame_count, check_quaternions, positive_number,
+from .source import (Format, SourceMotion, check_frame_count, check_quaternions, positive_number,
                      read_text)
 
 FORMAT = "motion_imitation"
@@ -37,7 +37,9 @@ def looks_like(text: str) -> bool:
     return text.lstrip().startswith(("{", "["))
 
 
-def load(path: str | Path) -> SourceMotion:
+def load(path: str | Path, fps: float | None = None) -> SourceMotion:
+    if fps is not None:
+        raise InputError(f"{path}: the source fps option applies to CSV files; this file's FrameDuration sets it")
     path = Path(path)
     text = read_text(path)
     try:
@@ -127,3 +129,12 @@ _MAX_FLOAT = int(np.finfo(float).max)
 
 def _label(column: int) -> str:
     return LABELS[column] if column < len(LABELS) else f"extra column {column}"
+
+
+# Any JSON content (whatever the extension; motion_imitation saves it as .txt), or a .json name whose content is
+# not JSON (load says what is wrong with it). Its own clips are Laikago's; AMP_for_hardware's 61-number frames A1's.
+FORMAT_SPEC = Format(
+    name=FORMAT, suffixes=(".txt", ".json"), load=load, rank=10,
+    claims=lambda suffix, text: looks_like(text) or suffix == ".json",
+    source_robots={FORMAT: "laikago", "AMP_for_hardware": "a1"},
+)

@@ -9,12 +9,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ..errors import InputError
 
 QUAT_NORM_TOLERANCE = 0.01  # files round to ~5 decimals; more than this is not a rounding error
+
+
+@dataclass(frozen=True)
+class Format:
+    """A source motion format, declared by its module as `FORMAT_SPEC` (retarget/formats/__init__.py finds it).
+
+    `claims(suffix, text)` says whether a file with this extension (lower case) and content is in the format; formats
+    are asked in `rank` order, lowest first. `load(path, fps)` reads it (`fps`: the caller's frame rate, for formats
+    whose files may not say; None otherwise). `source_robots`: the robot a file is written for when the caller does
+    not say, by format variant (SourceMotion.info["variant"]) or by the format's name."""
+
+    name: str
+    suffixes: tuple[str, ...]
+    claims: Callable[[str, str], bool]
+    load: Callable[..., "SourceMotion"]
+    source_robots: dict[str, str]
+    takes_fps: bool = False
+    rank: int = 50
 
 
 @dataclass
