@@ -17,7 +17,7 @@ def cmd_retarget(args) -> int:
     from retarget.importer import retarget_file
 
     retarget_file(args.source, args.output, source_robot=args.source_robot, fps=args.fps,
-                  method=getattr(args, "method", "joints"), plot=args.plot, animate=args.animate)
+                  method=getattr(args, "method", "auto"), plot=args.plot, animate=args.animate)
     return 0
 
 
@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", required=True, help="output clip (.h5)")
     r.add_argument("--fps", type=float, default=None, help="output frame rate (default: the source's, or 50)")
     r.add_argument("--source-robot", default=None, help="robot the source was made for (configs/mappings/NAME.yaml)")
-    r.add_argument("--method", choices=("joints", "feet"), default="joints",
+    r.add_argument("--method", choices=("auto", "joints", "feet"), default="auto",
                    help="motion files of another robot: map its joint angles (default), or scale its foot positions "
                         "and solve the Go2's leg IK")
     r.add_argument("--plot", default=None, help="write a PNG of base height, pitch, joints and contacts")
@@ -473,7 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="physics refinement: auto = motions that end, not loops (default)")
     ln.add_argument("--source-robot", default=None, help="robot the source was made for (configs/mappings/NAME.yaml)")
     ln.add_argument("--fps", type=float, default=None, help="retargeting frame rate (default: the source's)")
-    ln.add_argument("--method", choices=("joints", "feet"), default="joints", help="retargeting method")
+    ln.add_argument("--method", choices=("auto", "joints", "feet"), default="auto",
+                    help="retargeting method (auto: joints, or feet where the joints leave the feet floating)")
     ln.add_argument("--num-envs", type=int, default=256, help="training envs (default 256)")
     ln.add_argument("--episodes", type=int, default=100, help="randomized episodes per checkpoint evaluation")
     ln.add_argument("--eval-every", type=int, default=50, help="iterations between evaluated checkpoints")

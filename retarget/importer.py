@@ -19,7 +19,7 @@ the frame and the field.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,7 @@ HEIGHT_PLAUSIBLE = (0.2, 5.0)  # frame-0 root height / the source's standing hei
 class ImportSettings:
     contact_height: float = 0.04       # m: a foot centre below this (Go2 feet rest at 0.022) ...
     contact_speed: float = 0.3         # m/s: ... and slower than this is on the ground
-    method: str = "joints"             # joints | feet: how angles carry over (retarget/methods.py)
+    method: str = "auto"               # joints | feet | auto: how angles carry over (retarget/methods.py)
     max_clamp: float = 1.0             # rad: angles past a limit are clamped up to this; further is an error
     upright_tolerance_deg: float = 30.0  # frame 0 tilt beyond this means the wrong source robot
     ground_align: bool = True          # shift the root so the feet stand on z = 0
@@ -85,7 +85,7 @@ def load_motion(path: str | Path, robot: Robot | None = None, source_robot: str 
     if fmt == "keyframes":
         if source_robot not in (None, robot.name):
             raise InputError(f"{where}: keyframe files are written for {robot.name!r}; --source-robot does not apply")
-        if opts.method != "joints":
+        if opts.method not in ("joints", "auto"):
             raise InputError(f"{where}: keyframe files give the {robot.name}'s own joints and feet; "
                              f"--method {opts.method} does not apply")
         from .keyframes import load_keyframes  # a sibling module; imported here so formats work without it
@@ -97,11 +97,31 @@ def load_motion(path: str | Path, robot: Robot | None = None, source_robot: str 
         # the format's robot (retarget/formats); the upright check catches a wrong guess and names the right mapping
         source_robot = source_robot_for(src)
     mapping = load_mapping(source_robot, robot, where)
-    return retarget(src, mapping, robot, fps=fps, settings=opts, assumed_source=assumed)
+    if opts.method != "auto":
+        return retarget(src, mapping, robot, fps=fps, settings=opts, assumed_source=assumed)
+    return _auto_method(src, mapping, robot, fps, opts, assumed)
+
+
+def _auto_method(src: SourceMotion, mapping: SourceMapping, robot: Robot, fps, opts, assumed: bool) -> Clip:
+    """The source's joint angles as they are, unless that leaves every foot off the ground while the base does not
+    fly (legs of other proportions): then its foot paths by IK, if those keep a foot down."""
+    from .quality import floating_feet, quality_report
+
+    clip = retarget(src, mapping, robot, fps=fps, settings=replace(opts, method="joints"), assumed_source=assumed)
+    why = floating_feet(quality_report(clip, robot))
+    if why is None:
+        clip.retarget_settings["method_chosen"] = "joints (auto)"
+        return clip
+    alt = retarget(src, mapping, robot, fps=fps, settings=replace(opts, method="feet"), assumed_source=assumed)
+    if floating_feet(quality_report(alt, robot)) is not None:
+        clip.retarget_settings["method_chosen"] = f"joints (auto; feet floats too): {why}"
+        return clip
+    alt.retarget_settings["method_chosen"] = f"feet (auto): by joints, {why}"
+    return alt
 
 
 def retarget_file(source: str | Path, output: str | Path, robot: Robot | None = None, *,
-                  source_robot: str | Path | None = None, fps: float | None = None, method: str = "joints",
+                  source_robot: str | Path | None = None, fps: float | None = None, method: str = "auto",
                   plot: str | Path | None = None, animate: str | Path | None = None, title: str | None = None) -> Clip:
     """Stage 1 for one file: `source` retargeted (load_motion), its quality report attached, written to `output`
     (HDF5); optionally a plot and a stick-figure animation. Prints the quality report."""

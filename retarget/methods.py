@@ -32,7 +32,7 @@ from .kinematics import feet_body, leg_ik
 from .mapping import SourceMapping
 from .robot import Robot
 
-METHODS = ("joints", "feet")
+METHODS = ("joints", "feet", "auto")   # auto: joints, or feet where the joints leave the feet floating
 EXCESS_REPORTED = 1e-4  # rad: less past a limit is the files' 5-decimal rounding, not a clamp
 MISS_REPORTED = 1e-3    # m: a foot this close to its target reached it
 

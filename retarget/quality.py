@@ -117,6 +117,19 @@ def body_through_ground(report: dict) -> str | None:
             f"{-low * 1000:.0f} mm")
 
 
+BALLISTIC_TOLERANCE = 3.0   # m/s^2: a flight's mean vertical acceleration this far from -g is not a flight
+
+
+def floating_feet(report: dict) -> str | None:
+    """Why the clip's longest "flight" is not one (every foot off the ground while the base does not fall: the
+    source's feet do not reach the ground at this robot's proportions), or None."""
+    accel = report.get("flight_vertical_accel_m_s2")
+    if accel is None or report["flight_time_s"] < 0.1 or abs(accel + 9.81) <= BALLISTIC_TOLERANCE:
+        return None
+    return (f"no foot on the ground for {report['flight_time_s']:.2f} s while the base accelerates at {accel:+.1f} "
+            f"m/s^2 (a flight falls at -9.8): the feet float")
+
+
 def _flight_accel(clip: Clip, seg) -> float | None:
     # Second differences away from take-off and touch-down, where the arc meets the ground phases.
     if seg is None or seg[1] - seg[0] < 5:
@@ -156,8 +169,9 @@ def format_report(report: dict, title: str = "clip quality") -> str:
         table.add_row(*row)
     console = Console(width=80, file=io.StringIO())
     console.print(table)
-    through = body_through_ground(report)
-    return console.file.getvalue() + (f"warning: the body goes through the ground: {through}\n" if through else "")
+    through, floating = body_through_ground(report), floating_feet(report)
+    return (console.file.getvalue() + (f"warning: the body goes through the ground: {through}\n" if through else "")
+            + (f"warning: {floating}\n" if floating else ""))
 
 
 def _clamping_rows(c: dict | None) -> list[tuple[str, str]]:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,24 +29,13 @@ def learn_cmd(motion: Path, out: Path, env_steps: int, refine_jobs: int) -> list
 
 
 def run_all(motions: list[Path], out: Path, jobs: int, env_steps: int, refine_jobs: int) -> None:
-    (out / "logs").mkdir(parents=True, exist_ok=True)
-    queue, running = list(motions), []
-    while queue or running:
-        while queue and len(running) < jobs:
-            m = queue.pop(0)
-            log = open(out / "logs" / f"{m.stem}.log", "a")
-            cmd = learn_cmd(m, out, env_steps, refine_jobs)
-            running.append((m, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), log, time.time()))
-            print(f"{m.stem}: started (log {out / 'logs' / (m.stem + '.log')})", flush=True)
-        time.sleep(2)
-        for item in list(running):
-            m, proc, log, t0 = item
-            if proc.poll() is None:
-                continue
-            running.remove(item)
-            log.close()
-            print(f"{m.stem}: {'done' if proc.returncode == 0 else f'FAILED ({proc.returncode})'} in "
-                  f"{time.time() - t0:.0f} s", flush=True)
+    from imitation.tools.jobs import Job, run_jobs
+
+    todo = [Job(m.stem, learn_cmd(m, out, env_steps, refine_jobs), out / "logs" / f"{m.stem}.log", ROOT)
+            for m in motions]
+    run_jobs(todo, jobs, poll_s=2.0, started=lambda j: print(f"{j.name}: started (log {j.log})", flush=True),
+             finished=lambda j, rc, sec: print(f"{j.name}: {'done' if rc == 0 else f'FAILED ({rc})'} in {sec:.0f} s",
+                                               flush=True))
 
 
 def row(motion: Path, out: Path) -> dict:

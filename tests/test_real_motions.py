@@ -397,3 +397,29 @@ def test_method_setting_and_leg_geometry_are_checked(tmp_path):
                                          r"expected \[x, y, z\]"):
         load_mapping(bad, ROBOT)
     assert np.allclose(load_mapping("laikago", ROBOT).legs.hip_offset.mean(axis=0), LAIKAGO_HIP_CENTRE, atol=1e-6)
+
+
+def test_feet_that_float_are_told_and_auto_retargets_by_the_feet():
+    # motion_imitation's side steps, mapped joint for joint, lift every foot off the ground (above the contact
+    # height) for a while the base does not fall: Laikago's legs are longer than the Go2's. The base's own second
+    # difference over that stretch says so; `auto` then takes the feet's paths instead, which keep a foot down.
+    from retarget.quality import floating_feet, flight_segments
+
+    path = DATA / "real" / "sidesteps.txt"
+    by_joints = load_motion(path, ROBOT, method="joints")
+    report = quality_report(by_joints, ROBOT)
+    a, b = max(flight_segments(by_joints.foot_contact), key=lambda s: s[1] - s[0])
+    assert (b - a) / by_joints.fps >= 0.1
+    z = by_joints.root_pos[a + 1:b - 1, 2]
+    accel = np.mean(np.diff(z, 2)) * by_joints.fps ** 2
+    assert abs(accel + 9.81) > 3.0                                   # not a ballistic flight
+    assert floating_feet(report) is not None and "the feet float" in format_report(report)
+    auto = load_motion(path, ROBOT)
+    assert auto.retarget_settings["method"] == "feet"
+    assert auto.retarget_settings["method_chosen"].startswith("feet (auto)")
+    assert auto.foot_contact.any(axis=1).all()                       # a foot on the ground in every frame
+    assert floating_feet(quality_report(auto, ROBOT)) is None
+    # The gaits whose joints keep the feet on the ground keep their joints.
+    trot_clip = load_motion(DATA / "dog_trot.txt", ROBOT)
+    assert trot_clip.retarget_settings["method"] == "joints"
+    assert trot_clip.retarget_settings["method_chosen"] == "joints (auto)"

@@ -15,6 +15,7 @@ future reference frames); the critic group optionally adds privileged state.
 
 from __future__ import annotations
 
+import itertools
 import random
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,7 +50,16 @@ _PLAYBACK_ATTRS = ("terminations", "dr", "any_delay", "max_episode_length", "act
 # Columns of the packed per-env state (see _allocate_buffers), in order.
 _STATE_LAYOUT = dict(root_pos=3, root_quat=4, root_lin_vel=3, root_ang_vel_b=3, root_ang_vel=3, dof_pos=12, dof_vel=12,
                      root_lin_vel_b=3, projected_gravity=3, torque=12, foot_pos=12)
-_N_RAW = 40   # the first columns, as read from Genesis; the others are derived from them
+_START = dict(zip(_STATE_LAYOUT, itertools.accumulate([0, *_STATE_LAYOUT.values()])))
+
+
+def _span(first: str, last: str | None = None) -> slice:
+    """The packed state's columns of field `first` through field `last` (consecutive in _STATE_LAYOUT)."""
+    last = last or first
+    return slice(_START[first], _START[last] + _STATE_LAYOUT[last])
+
+
+_RAW = _span("root_pos", "dof_vel")   # the columns read from Genesis; the others are derived from them
 
 
 class ImitationEnv(VecEnv):
@@ -206,16 +216,16 @@ class ImitationEnv(VecEnv):
         """The per-env buffers. The physical state lives in one packed tensor (named views into it), so a reset
         rewrites it with a single masked copy. The order of _STATE_LAYOUT lets _read_state copy Genesis' free-base
         pose (qpos 0-6) and velocities (dofs 0-5) with one copy each, rotate root_lin_vel_b and projected_gravity in
-        one call, and check the raw state for non-finite values in one slice (the first _N_RAW columns)."""
+        one call, and check the raw state for non-finite values in one slice (_RAW)."""
         n, dev, f32 = self.num_envs, self.device, torch.float32
         z = lambda *s: torch.zeros(n, *s, dtype=f32, device=dev)  # noqa: E731
         self._state_buf = z(sum(_STATE_LAYOUT.values()))
         views = torch.split(self._state_buf, list(_STATE_LAYOUT.values()), dim=1)
         for name, v in zip(_STATE_LAYOUT, views):
             setattr(self, name, v)
-        self._root_pose = self._state_buf[:, 0:7]                    # root_pos, root_quat
-        self._root_vel = self._state_buf[:, 7:13]                    # root_lin_vel, root_ang_vel_b
-        self._vel_b_gravity = self._state_buf[:, 40:46].view(n, 2, 3)  # root_lin_vel_b, projected_gravity
+        self._root_pose = self._state_buf[:, _span("root_pos", "root_quat")]
+        self._root_vel = self._state_buf[:, _span("root_lin_vel", "root_ang_vel_b")]
+        self._vel_b_gravity = self._state_buf[:, _span("root_lin_vel_b", "projected_gravity")].view(n, 2, 3)
         self.foot_pos = self.foot_pos.view(n, 4, 3)
         self._lin_vel_gravity = torch.zeros(n, 2, 3, dtype=f32, device=dev)
         self._lin_vel_gravity[:, 1, 2] = -1.0
@@ -308,7 +318,7 @@ class ImitationEnv(VecEnv):
         # 2. terminations
         ref = self.ref.frame(self.frame)
         # root pose, velocities (world and body angular), joints: the state as read (derived values follow)
-        fault = ~torch.isfinite(self._state_buf[:, :_N_RAW]).all(-1) | self.rigid_solver.get_error_envs_mask().to(
+        fault = ~torch.isfinite(self._state_buf[:, _RAW]).all(-1) | self.rigid_solver.get_error_envs_mask().to(
             self.device)
         orientation_error = quat_error_angle(self.root_quat, ref.root_quat)
         state = self.state()
@@ -448,7 +458,7 @@ class ImitationEnv(VecEnv):
 
         # Buffers of the reset envs from the state just written (no read-back needed).
         m = mask[:, None]
-        quat, dof_pos = new_state[:, 3:7], new_state[:, 16:28]
+        quat, dof_pos = new_state[:, _span("root_quat")], new_state[:, _span("dof_pos")]
         torch.where(m, new_state, self._state_buf, out=self._state_buf)
         torch.where(m, quat, self.init_quat, out=self.init_quat)
         torch.where(m, foot_contact, self.foot_contact, out=self.foot_contact)
@@ -478,12 +488,12 @@ class ImitationEnv(VecEnv):
         qpos[:, 0:3], qpos[:, 3:7] = pos, quat
         qpos[:, self.q_idx] = dof_pos
         gravity = self.gravity[:1].expand(k, 3)
-        new_state = torch.cat(   # in the order of the layout in __init__
-            [pos, quat, lin_vel, ang_vel_b, quat_rotate(quat, ang_vel_b), dof_pos, dof_vel,
-             quat_rotate_inverse(quat, lin_vel), quat_rotate_inverse(quat, gravity), torch.zeros_like(dof_pos),
-             ref.foot_pos.reshape(k, 12)],
-            dim=1,
-        )
+        fields = dict(root_pos=pos, root_quat=quat, root_lin_vel=lin_vel, root_ang_vel_b=ang_vel_b,
+                      root_ang_vel=quat_rotate(quat, ang_vel_b), dof_pos=dof_pos, dof_vel=dof_vel,
+                      root_lin_vel_b=quat_rotate_inverse(quat, lin_vel),
+                      projected_gravity=quat_rotate_inverse(quat, gravity), torque=torch.zeros_like(dof_pos),
+                      foot_pos=ref.foot_pos.reshape(k, 12))
+        new_state = torch.cat([fields[name] for name in _STATE_LAYOUT], dim=1)
         return vel, qpos, new_state, ref.foot_contact
 
     def _init_noise(self, pos, quat, lin_vel, ang_vel_b, dof_pos, dof_vel, stds: dict):

@@ -31,9 +31,7 @@ results and writes everything but the video.
 from __future__ import annotations
 
 import math
-import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,6 +46,7 @@ from ..runs import CONFIG, checkpoints as run_checkpoints, read_curve, read_prog
 from ..analysis.report import PolicyData, build_report
 from ..config import resolve_path
 from ..sim import cpu_cores
+from .jobs import Job, run_jobs
 
 LOOP_VIDEO_S = 4.0  # seconds of video for a looping clip
 
@@ -117,34 +116,24 @@ def train_runs(out: Path, configs: dict[str, Path], seeds, *, budget=None, itera
                 cmd += ["--ranks", str(ranks)]
             todo.append((label, seed, name, cmd, its, steps))
     result: dict[str, list[tuple[int, Path]]] = {label: [] for label in configs}
-    running: list = []
+    meta = {name: (label, seed, its, steps) for label, seed, name, _, its, steps in todo}
 
-    def finish(item):
-        label, seed, name, proc, log, t0 = item
-        rc = proc.wait()
-        log.close()
-        text = (logs / f"{name}.log").read_text(errors="replace")
+    def started(job):
+        _, _, its, steps = meta[job.name]
+        print(f"  training {job.name}: {its} iterations, {steps:,} env steps (log: {job.log})", flush=True)
+
+    def finished(job, rc, seconds):
+        label, seed, _, _ = meta[job.name]
+        text = job.log.read_text(errors="replace")
         m = re.findall(r"^run: (.+)$", text, flags=re.M)
         if rc != 0 or not m:
             tail = "\n".join(text.splitlines()[-15:])
-            raise TrainingFailed(f"training {name} failed (exit code {rc}); log {logs / f'{name}.log'}:\n{tail}")
-        print(f"  trained {name} in {time.time() - t0:.0f} s: {m[-1]}", flush=True)
+            raise TrainingFailed(f"training {job.name} failed (exit code {rc}); log {job.log}:\n{tail}")
+        print(f"  trained {job.name} in {seconds:.0f} s: {m[-1]}", flush=True)
         result[label].append((seed, Path(m[-1])))
 
-    for label, seed, name, cmd, its, steps in todo:
-        while len(running) >= max(1, jobs):
-            finish(running.pop(0))
-        print(f"  training {name}: {its} iterations, {steps:,} env steps (log: {logs / (name + '.log')})", flush=True)
-        log = open(logs / f"{name}.log", "w")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(Path.cwd()), env=env)
-        running.append((label, seed, name, proc, log, time.time()))
-    try:
-        while running:
-            finish(running.pop(0))
-    finally:
-        for item in running:
-            item[3].terminate()
+    run_jobs([Job(name, cmd, logs / f"{name}.log", Path.cwd()) for _, _, name, cmd, _, _ in todo], jobs,
+             started=started, finished=finished)
     for label in result:
         result[label].sort()
     return result

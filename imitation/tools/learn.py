@@ -55,7 +55,7 @@ class Plan:
     refine: str = "auto"                 # auto (motions that end) | always | never
     source_robot: str | None = None
     fps: float | None = None
-    method: str = "joints"
+    method: str = "auto"
     num_envs: int = 256
     episodes: int = 100                  # randomized episodes per checkpoint evaluation
     eval_every: int = 50                 # iterations between evaluated checkpoints

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -146,29 +145,15 @@ def pipeline(out: str | Path, *, skills=None, jobs: int = 2, episodes: int = 100
 
 def _run_parallel(chosen, out: Path, jobs: int, episodes: int, video: bool, device: str) -> None:
     """One `imitation pipeline --skills S --jobs 1` process per skill, `jobs` at a time; logs in <out>/logs/."""
-    (out / "logs").mkdir(parents=True, exist_ok=True)
-    queue, running, failed = list(chosen), [], []
-    while queue or running:
-        while queue and len(running) < jobs:
-            s = queue.pop(0)
-            cmd = [sys.executable, "-m", "imitation.cli", "pipeline", "--out", str(out), "--skills", s.name,
-                   "--jobs", "1", "--episodes", str(episodes), "--device", device, "--no-index"]
-            if not video:
-                cmd.append("--no-video")
-            log = open(out / "logs" / f"{s.name}.log", "w")
-            running.append((s, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log, time.time()))
-            print(f"  {s.name}: started (log {out / 'logs' / (s.name + '.log')})", flush=True)
-        time.sleep(0.5)
-        for item in list(running):
-            s, proc, log, started = item
-            if proc.poll() is None:
-                continue
-            running.remove(item)
-            log.close()
-            print(f"  {s.name}: {'done' if proc.returncode == 0 else 'FAILED'} in {time.time() - started:.0f} s",
-                  flush=True)
-            if proc.returncode != 0:
-                failed.append(s.name)
+    from .jobs import Job, run_jobs
+
+    todo = [Job(s.name, [sys.executable, "-m", "imitation.cli", "pipeline", "--out", str(out), "--skills", s.name,
+                         "--jobs", "1", "--episodes", str(episodes), "--device", device, "--no-index",
+                         *([] if video else ["--no-video"])], out / "logs" / f"{s.name}.log") for s in chosen]
+    codes = run_jobs(todo, jobs, started=lambda j: print(f"  {j.name}: started (log {j.log})", flush=True),
+                     finished=lambda j, rc, sec: print(f"  {j.name}: {'done' if rc == 0 else 'FAILED'} in {sec:.0f} s",
+                                                       flush=True))
+    failed = [name for name, rc in codes.items() if rc != 0]
     if failed:
         tail = (out / "logs" / f"{failed[0]}.log").read_text().strip().splitlines()[-1:]
         raise InputError(f"skill(s) {', '.join(failed)} failed: {tail[0] if tail else 'see the logs'} "
