@@ -13,6 +13,20 @@ from retarget.robot import PROJECT_ROOT
 # The shipped backflip policies the main job compares: imitation and reward-only, every seed.
 
 
+def _args_retarget(sub) -> None:
+    r = sub.add_parser("retarget", help="motion file (keyframe YAML, motion_imitation JSON, CSV) -> Go2 clip (HDF5)")
+    r.add_argument("source", help="motion file: .yaml keyframes, motion_imitation .txt/.json, or .csv")
+    r.add_argument("-o", "--output", required=True, help="output clip (.h5)")
+    r.add_argument("--fps", type=float, default=None, help="output frame rate (default: the source's, or 50)")
+    r.add_argument("--source-robot", default=None, help="robot the source was made for (configs/mappings/NAME.yaml)")
+    r.add_argument("--method", choices=("auto", "joints", "feet"), default="auto",
+                   help="motion files of another robot: map its joint angles (default), or scale its foot positions "
+                        "and solve the Go2's leg IK")
+    r.add_argument("--plot", default=None, help="write a PNG of base height, pitch, joints and contacts")
+    r.add_argument("--animate", default=None, help="write a stick-figure animation (.gif or .mp4)")
+    r.set_defaults(func=cmd_retarget)
+
+
 def cmd_retarget(args) -> int:
     from retarget.importer import retarget_file
 
@@ -31,6 +45,33 @@ def _train_argv(args) -> list[str]:
         if value is not None:
             argv += [flag, str(value)]
     return argv
+
+
+def _args_train(sub) -> None:
+    t = sub.add_parser("train", help="train a policy with PPO (rsl-rl-lib) in the Genesis env")
+    t.add_argument("--config", default=str(PROJECT_ROOT / "configs" / "imitation.yaml"),
+                   help="experiment YAML (default: configs/imitation.yaml, which imitates any --clip)")
+    t.add_argument("--clip", default=None, help="reference clip (.h5), overrides the config's")
+    t.add_argument("--num-envs", type=int, default=None,
+                   help="envs in total: with several ranks each steps its equal share (default: the config's)")
+    t.add_argument("--max-iterations", type=int, default=None, help="total iterations (also when resuming)")
+    t.add_argument("--seed", type=int, default=None, help="training seed (rank r uses seed + r)")
+    t.add_argument("--device", default="cpu", help="cpu or cuda (several ranks: all on the CPU, or one GPU each)")
+    t.add_argument("--ranks", type=int, default=1,
+                   help="processes training this one policy on this machine, each with its own scene (launches "
+                        "torchrun --nproc_per_node=N; several machines: run torchrun yourself, see docs/training.md)")
+    t.add_argument("--port", type=int, default=None,
+                   help="with --ranks: rendezvous port (default: any free one; a busy one is an error)")
+    t.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="several ranks: longest wait for the others in one exchange before giving up (default 600)")
+    t.add_argument("--resume", default=None, help="run folder or checkpoint to continue")
+    t.add_argument("--name", default=None, help="suffix of the run folder name")
+    t.add_argument("--runs-dir", default="runs", help="where runs are written (default: runs/)")
+    t.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads for the PPO update (default: all cores, shared out among the ranks on this "
+                        "machine; give each of several trainings running side by side its share, e.g. 1 for two on "
+                        "2 cores)")
+    t.set_defaults(func=cmd_train)
 
 
 def cmd_train(args) -> int:
@@ -55,6 +96,32 @@ def cmd_train(args) -> int:
     if distributed.place().rank == 0:
         print(f"run: {run_dir}")
     return 0
+
+
+def _args_eval(sub) -> None:
+    e = sub.add_parser("eval", help="score a policy: deterministic episodes from t = 0, nominal or randomized")
+    e.add_argument("policy", help="run folder, checkpoint model_N.pt, exported/policy.pt, or an external TorchScript "
+                                  "policy on the Genesis backflip 60-value observation (e.g. the official single.pt)")
+    e.add_argument("--clip", default=None, help="reference clip (default: the run's; an external policy: the refined backflip of the Genesis example's config)")
+    e.add_argument("--config", default=None, help="experiment YAML whose settings to run with (default: the run's; "
+                                                   "external policies: the Genesis backflip example's)")
+    e.add_argument("--episodes", type=int, default=16)
+    e.add_argument("--randomize", action="store_true",
+                   help="domain randomization: friction, added base mass, kp/kd scale, action latency")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--sim", choices=("genesis", "mujoco"), default="genesis",
+                   help="engine: genesis (the training env), or mujoco: a shipped policy folder run from its bundle "
+                        "and policy.onnx alone (--randomize adds actuator, contact and physics-rate draws)")
+    e.add_argument("--actuators", default="nominal", help="mujoco: nominal (the robot config's actuator model) or "
+                                                          "realistic (MuJoCo Menagerie's Go2 joint figures)")
+    e.add_argument("--physics-hz", type=float, default=None, help="mujoco: physics rate (default 500)")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="mujoco: fix one physics figure in every episode, e.g. armature=0.1 (every joint), "
+                        "friction_loss=0.2, damping=0.1, solref_time=0.01, physics_hz=1000, friction=0.5, "
+                        "added_base_mass=2, kp_scale=0.8, latency=1")
+    e.add_argument("--json", default=None, help="write per-episode metrics, summary and settings here")
+    e.add_argument("--device", default="cpu", help="cpu or cuda")
+    e.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(args) -> int:
@@ -92,6 +159,21 @@ def _resolution(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _args_play(sub) -> None:
+    v = sub.add_parser("play", help="render a deterministic rollout beside the reference (a translucent ghost) to a video")
+    v.add_argument("checkpoint", help="run folder, checkpoint model_N.pt or exported TorchScript policy")
+    v.add_argument("-o", "--output", required=True, help="video file (.mp4 or .gif), written atomically")
+    v.add_argument("--clip", default=None, help="reference clip (default: the run's)")
+    v.add_argument("--config", default=None, help="experiment YAML to run the policy with (default: the run's)")
+    v.add_argument("--seconds", type=float, default=None, help="rollout length (default: one episode); "
+                                                                "no early termination")
+    v.add_argument("--res", type=_resolution, default=(640, 360), help="WIDTHxHEIGHT (default 640x360)")
+    v.add_argument("--speed", type=float, default=1.0, help="playback speed, e.g. 0.5 for slow motion")
+    v.add_argument("--frame", default=None, help="also save one frame as a PNG: the one at the reference's apex")
+    v.add_argument("--device", default="cpu", help="cpu or cuda")
+    v.set_defaults(func=cmd_play)
+
+
 def cmd_play(args) -> int:
     from .evaluation.render import play
 
@@ -102,6 +184,36 @@ def cmd_play(args) -> int:
     if args.frame:
         print(f"frame: {args.frame}")
     return 0
+
+
+def _args_compare(sub) -> None:
+    c = sub.add_parser("compare", help="train (or take) an imitation and a reward-only policy, evaluate both, "
+                                       "write a report with tables, verdicts, curves and a video")
+    c.add_argument("--runs", nargs="+", default=None, metavar="RUN",
+                   help="existing runs instead of training (grouped by the experiment of their config.yaml: "
+                        "exactly two experiments)")
+    c.add_argument("--budget", type=int, default=None, metavar="ENV_STEPS",
+                   help="env steps per policy and seed (rounded up to whole iterations)")
+    c.add_argument("--iterations", type=int, default=None, help="PPO iterations per policy and seed")
+    c.add_argument("--clip", default=None, help="reference clip for training and evaluation (default: the configs')")
+    c.add_argument("--num-envs", type=int, default=None, help="training envs (default: the configs')")
+    c.add_argument("--seeds", type=int, nargs="+", default=[1], help="training seeds, the same for both (default: 1)")
+    c.add_argument("--episodes", type=int, default=16, help="evaluation episodes per run and condition")
+    c.add_argument("--out", default="out/compare", help="report folder (default: out/compare)")
+    c.add_argument("--sweep", type=int, default=0, metavar="EPISODES",
+                   help="also evaluate every checkpoint with this many randomized episodes (learning speed of the "
+                        "deterministic policy; runs with an eval_curve.json are read, not re-evaluated)")
+    c.add_argument("--sweep-every", type=int, default=None, help="one checkpoint per this many iterations")
+    c.add_argument("--no-video", action="store_true", help="skip the video")
+    c.add_argument("--jobs", type=int, default=1, help="trainings run at the same time (default 1)")
+    c.add_argument("--ranks", type=int, default=1,
+                   help="processes per training, each with its own scene and its share of --num-envs "
+                        "(imitation train --ranks; default 1)")
+    c.add_argument("--external", nargs="+", default=None, metavar="POLICY",
+                   help="policy files from elsewhere (TorchScript, e.g. the official Genesis single.pt), evaluated "
+                        "the same way: one more column each")
+    c.add_argument("--device", default="cpu", help="cpu or cuda")
+    c.set_defaults(func=cmd_compare)
 
 
 def cmd_compare(args) -> int:
@@ -126,6 +238,23 @@ def _jobs(args) -> int:
     if args.jobs < 1:
         raise InputError(f"--jobs must be at least 1, got {args.jobs}")
     return args.jobs
+
+
+def _args_sweep(sub) -> None:
+    sw = sub.add_parser("sweep", help="success against training env steps: evaluate every checkpoint of runs "
+                                      "(writes eval_curve.json into each run)")
+    sw.add_argument("runs", nargs="+", metavar="RUN", help="run folders (one env serves runs of the same settings)")
+    sw.add_argument("--episodes", type=int, default=100, help="episodes per checkpoint (default 100)")
+    sw.add_argument("--nominal", action="store_true", help="no domain randomization (default: randomized)")
+    sw.add_argument("--every", type=int, default=None, help="one checkpoint per this many iterations (default: all)")
+    sw.add_argument("--target", type=float, default=0.9, help="success rate whose first checkpoint is reported")
+    sw.add_argument("--clip", default=None, help="reference clip (default: the run's)")
+    sw.add_argument("--seed", type=int, default=0, help="evaluation seed, the same for every checkpoint")
+    sw.add_argument("--device", default="cpu", help="cpu or cuda")
+    sw.add_argument("--jobs", type=int, default=None,
+                    help="processes sharing out the checkpoints, each with its own scene on one core (default: one "
+                         "per core on the CPU, at most one per checkpoint)")
+    sw.set_defaults(func=cmd_sweep)
 
 
 def cmd_sweep(args) -> int:
@@ -153,6 +282,17 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _args_ship(sub) -> None:
+    sh = sub.add_parser("ship", help="package a finished run as a small policy folder (exports, config, thinned "
+                                     "training log, checkpoint evaluations), e.g. into policies/")
+    sh.add_argument("run", help="run folder")
+    sh.add_argument("dest", nargs="?", default=None, help="new policy folder")
+    sh.add_argument("--bundle-only", action="store_true",
+                    help="write the bundle (bundle.json, ONNX metadata) into the already shipped folder RUN")
+    sh.add_argument("--progress-every", type=int, default=5, help="keep every n-th progress record (default 5)")
+    sh.set_defaults(func=cmd_ship)
+
+
 def cmd_ship(args) -> int:
     from .tools.ship import ship_run
 
@@ -170,6 +310,20 @@ def cmd_ship(args) -> int:
     return 0
 
 
+def _args_record(sub) -> None:
+    rc = sub.add_parser("record", help="replay a clip in Genesis with zero policy action and write the simulated "
+                                       "motion as a new, physically exact clip")
+    rc.add_argument("clip", help="reference clip (.h5) to replay")
+    rc.add_argument("-o", "--output", required=True, help="output clip (.h5), written atomically")
+    rc.add_argument("--config", default=str(PROJECT_ROOT / "configs" / "imitation_backflip_dynamic.yaml"),
+                    help="experiment YAML whose PD settings replay the clip (action mode, residual lead, velocity "
+                         "gain, kp/kd, torque limits; default: configs/imitation_backflip_dynamic.yaml)")
+    rc.add_argument("--seconds", type=float, default=None, help="recording length (default: the clip's duration)")
+    rc.add_argument("--allow-fall", action="store_true", help="write the recording even if the body touches the ground")
+    rc.add_argument("--device", default="cpu", help="cpu or cuda")
+    rc.set_defaults(func=cmd_record)
+
+
 def cmd_record(args) -> int:
     from retarget.quality import format_report
 
@@ -181,6 +335,25 @@ def cmd_record(args) -> int:
     if rec.body_contact_time is not None:
         print(f"warning: body contact at t = {rec.body_contact_time:.2f} s (recorded with --allow-fall)")
     return 0
+
+
+def _args_refine(sub) -> None:
+    rf = sub.add_parser("refine", help="physics refinement: make a kinematic motion physically exact (CMA-ES over "
+                                       "PD-target offsets in a batched Genesis scene); writes the clip and its PD targets")
+    rf.add_argument("source", help="motion file (keyframe .yaml, motion_imitation .txt/.json, .csv) or clip (.h5)")
+    rf.add_argument("-o", "--output", required=True, help="refined clip (.h5), written atomically")
+    rf.add_argument("--seed", type=int, default=1, help="search seed (the result is deterministic for a seed)")
+    rf.add_argument("--config", default=None, help="experiment YAML: physics, gains and its `refine` section "
+                                                   "(default: configs/imitation.yaml)")
+    rf.add_argument("--resume", action="store_true", help="continue a stopped refinement of the same output")
+    rf.add_argument("--json", default=None, help="write the report here")
+    rf.add_argument("--allow-partial", action="store_true", help="write the clip even if it falls short of the source")
+    rf.add_argument("--source-robot", default=None, help="robot the source was made for (configs/mappings/NAME.yaml)")
+    rf.add_argument("--device", default="cpu", help="cpu or cuda")
+    rf.add_argument("--jobs", type=int, default=None,
+                    help="processes simulating each generation's candidates, each with its own scene on one core "
+                         "(the result does not depend on it; default: one per core on the CPU)")
+    rf.set_defaults(func=cmd_refine)
 
 
 def cmd_refine(args) -> int:
@@ -195,6 +368,33 @@ def cmd_refine(args) -> int:
     if args.json:
         print(f"json: {args.json}")
     return 0
+
+
+def _args_pipeline(sub) -> None:
+    pl = sub.add_parser("pipeline", help="the main job on the bundled defaults")
+    pl.add_argument("--out", default="out", help="output folder (default: out/)")
+    pl.add_argument("--train", action="store_true",
+                    help="train both policies here (same seeds and budget) instead of evaluating the shipped ones")
+    pl.add_argument("--iterations", type=int, default=1600,
+                    help="with --train: PPO iterations per policy and seed (default 1600 = 9.8M env steps at 256 envs, "
+                         "about 30 min per run on one CPU core)")
+    pl.add_argument("--num-envs", type=int, default=256, help="with --train: training envs (default 256)")
+    pl.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="with --train: seeds (default 1 2 3)")
+    pl.add_argument("--skills", nargs="+", default=None, metavar="SKILL",
+                    help="shipped skills to evaluate (default: all of policies/)")
+    pl.add_argument("--jobs", type=int, default=2,
+                    help="skills evaluated at the same time, or with --train trainings at the same time (default 2)")
+    pl.add_argument("--no-index", action="store_true", help=argparse.SUPPRESS)  # one skill of a parallel run
+    pl.add_argument("--ranks", type=int, default=1,
+                    help="with --train: processes per training, sharing its --num-envs (default 1; jobs x ranks "
+                         "processes share the cores)")
+    pl.add_argument("--sweep", type=int, default=100, metavar="EPISODES",
+                    help="with --train: randomized episodes per evaluated checkpoint (0: none; default 100)")
+    pl.add_argument("--sweep-every", type=int, default=50, help="with --train: one checkpoint per this many iterations")
+    pl.add_argument("--episodes", type=int, default=100, help="evaluation episodes per policy, seed and condition")
+    pl.add_argument("--no-video", action="store_true")
+    pl.add_argument("--device", default="cpu", help="cpu or cuda")
+    pl.set_defaults(func=cmd_pipeline)
 
 
 def cmd_pipeline(args) -> int:
@@ -229,235 +429,7 @@ def cmd_pipeline(args) -> int:
     return 0
 
 
-def cmd_learn(args) -> int:
-    from .tools.learn import Plan, learn
-
-    if args.env_steps < 1 or args.num_envs < 1 or args.episodes < 1 or args.eval_every < 1:
-        raise InputError("--env-steps, --num-envs, --episodes and --eval-every must be positive")
-    if not 0.0 < args.stop_rate <= 1.0:
-        raise InputError(f"--stop-rate must be in (0, 1], got {args.stop_rate}")
-    source = Path(args.motion)
-    name = args.name or source.stem
-    plan = Plan(source=source, name=name, work=Path(args.work or Path("runs") / "learn" / name), seeds=args.seeds,
-                env_steps=args.env_steps, ship_to=Path(args.ship_to), config=Path(args.config) if args.config else None,
-                refine=args.refine, source_robot=args.source_robot, fps=args.fps, method=args.method,
-                num_envs=args.num_envs, episodes=args.episodes, eval_every=args.eval_every, stop_rate=args.stop_rate,
-                stop_span=args.stop_span, report=not args.no_report, refine_jobs=args.refine_jobs, device=args.device)
-    try:
-        shipped = learn(plan)
-    except KeyboardInterrupt:
-        print(f"interrupted: what is done is kept in {plan.work}; the same command continues", file=sys.stderr)
-        return 130
-    for dest in shipped:
-        print(f"shipped: {dest}")
-    return 0
-
-
-def cmd_bench(args) -> int:
-    from .tools.bench import run
-
-    try:
-        num_envs = [int(v) for v in args.num_envs.split(",") if v.strip()]
-        ranks = [int(v) for v in args.ranks.split(",") if v.strip()] if args.ranks else []
-    except ValueError:
-        raise SystemExit(f"imitation bench: --num-envs and --ranks take comma-separated integers, "
-                         f"got {args.num_envs!r} and {args.ranks!r}")
-    if not num_envs or min(num_envs) < 1 or args.steps < 1 or args.repeats < 1 or min(ranks, default=1) < 1:
-        raise SystemExit("imitation bench: --num-envs, --ranks, --steps and --repeats must be positive")
-    uneven = [(n, k) for n in num_envs for k in ranks if n % k]
-    if uneven:
-        raise SystemExit(f"imitation bench: {uneven[0][0]} envs do not split evenly over {uneven[0][1]} ranks")
-    if args.scaling_only and not ranks:
-        raise SystemExit("imitation bench: --scaling-only needs --ranks")
-    run(num_envs, steps=args.steps, repeats=args.repeats, ppo=not args.no_ppo, json_path=args.json, clip=args.clip,
-        parts=args.parts, ranks=ranks, scaling_only=args.scaling_only)
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="imitation", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-
-    r = sub.add_parser("retarget", help="motion file (keyframe YAML, motion_imitation JSON, CSV) -> Go2 clip (HDF5)")
-    r.add_argument("source", help="motion file: .yaml keyframes, motion_imitation .txt/.json, or .csv")
-    r.add_argument("-o", "--output", required=True, help="output clip (.h5)")
-    r.add_argument("--fps", type=float, default=None, help="output frame rate (default: the source's, or 50)")
-    r.add_argument("--source-robot", default=None, help="robot the source was made for (configs/mappings/NAME.yaml)")
-    r.add_argument("--method", choices=("auto", "joints", "feet"), default="auto",
-                   help="motion files of another robot: map its joint angles (default), or scale its foot positions "
-                        "and solve the Go2's leg IK")
-    r.add_argument("--plot", default=None, help="write a PNG of base height, pitch, joints and contacts")
-    r.add_argument("--animate", default=None, help="write a stick-figure animation (.gif or .mp4)")
-    r.set_defaults(func=cmd_retarget)
-
-    t = sub.add_parser("train", help="train a policy with PPO (rsl-rl-lib) in the Genesis env")
-    t.add_argument("--config", default=str(PROJECT_ROOT / "configs" / "imitation.yaml"),
-                   help="experiment YAML (default: configs/imitation.yaml, which imitates any --clip)")
-    t.add_argument("--clip", default=None, help="reference clip (.h5), overrides the config's")
-    t.add_argument("--num-envs", type=int, default=None,
-                   help="envs in total: with several ranks each steps its equal share (default: the config's)")
-    t.add_argument("--max-iterations", type=int, default=None, help="total iterations (also when resuming)")
-    t.add_argument("--seed", type=int, default=None, help="training seed (rank r uses seed + r)")
-    t.add_argument("--device", default="cpu", help="cpu or cuda (several ranks: all on the CPU, or one GPU each)")
-    t.add_argument("--ranks", type=int, default=1,
-                   help="processes training this one policy on this machine, each with its own scene (launches "
-                        "torchrun --nproc_per_node=N; several machines: run torchrun yourself, see docs/training.md)")
-    t.add_argument("--port", type=int, default=None,
-                   help="with --ranks: rendezvous port (default: any free one; a busy one is an error)")
-    t.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help="several ranks: longest wait for the others in one exchange before giving up (default 600)")
-    t.add_argument("--resume", default=None, help="run folder or checkpoint to continue")
-    t.add_argument("--name", default=None, help="suffix of the run folder name")
-    t.add_argument("--runs-dir", default="runs", help="where runs are written (default: runs/)")
-    t.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads for the PPO update (default: all cores, shared out among the ranks on this "
-                        "machine; give each of several trainings running side by side its share, e.g. 1 for two on "
-                        "2 cores)")
-    t.set_defaults(func=cmd_train)
-
-    e = sub.add_parser("eval", help="score a policy: deterministic flips from t = 0, nominal or randomized")
-    e.add_argument("policy", help="run folder, checkpoint model_N.pt, exported/policy.pt, or an external TorchScript "
-                                  "policy on the Genesis backflip 60-value observation (e.g. the official single.pt)")
-    e.add_argument("--clip", default=None, help="reference clip (default: the run's, else clips/backflip.h5)")
-    e.add_argument("--config", default=None, help="experiment YAML whose settings to run with (default: the run's; "
-                                                   "external policies: the Genesis backflip example's)")
-    e.add_argument("--episodes", type=int, default=16)
-    e.add_argument("--randomize", action="store_true",
-                   help="domain randomization: friction, added base mass, kp/kd scale, action latency")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--sim", choices=("genesis", "mujoco"), default="genesis",
-                   help="engine: genesis (the training env), or mujoco: a shipped policy folder run from its bundle "
-                        "and policy.onnx alone (--randomize adds actuator, contact and physics-rate draws)")
-    e.add_argument("--actuators", default="nominal", help="mujoco: nominal (the robot config's actuator model) or "
-                                                          "realistic (MuJoCo Menagerie's Go2 joint figures)")
-    e.add_argument("--physics-hz", type=float, default=None, help="mujoco: physics rate (default 500)")
-    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="mujoco: fix one physics figure in every episode, e.g. armature=0.1 (every joint), "
-                        "friction_loss=0.2, damping=0.1, solref_time=0.01, physics_hz=1000, friction=0.5, "
-                        "added_base_mass=2, kp_scale=0.8, latency=1")
-    e.add_argument("--json", default=None, help="write per-episode metrics, summary and settings here")
-    e.add_argument("--device", default="cpu", help="cpu or cuda")
-    e.set_defaults(func=cmd_eval)
-
-    v = sub.add_parser("play", help="render a deterministic rollout beside the reference (a translucent ghost) to a video")
-    v.add_argument("checkpoint", help="run folder, checkpoint model_N.pt or exported TorchScript policy")
-    v.add_argument("-o", "--output", required=True, help="video file (.mp4 or .gif), written atomically")
-    v.add_argument("--clip", default=None, help="reference clip (default: the run's)")
-    v.add_argument("--config", default=None, help="experiment YAML to run the policy with (default: the run's)")
-    v.add_argument("--seconds", type=float, default=None, help="rollout length (default: one episode); "
-                                                                "no early termination")
-    v.add_argument("--res", type=_resolution, default=(640, 360), help="WIDTHxHEIGHT (default 640x360)")
-    v.add_argument("--speed", type=float, default=1.0, help="playback speed, e.g. 0.5 for slow motion")
-    v.add_argument("--frame", default=None, help="also save one frame as a PNG: the one at the reference's apex")
-    v.add_argument("--device", default="cpu", help="cpu or cuda")
-    v.set_defaults(func=cmd_play)
-
-    c = sub.add_parser("compare", help="train (or take) an imitation and a reward-only policy, evaluate both, "
-                                       "write a report with tables, verdicts, curves and a video")
-    c.add_argument("--runs", nargs="+", default=None, metavar="RUN",
-                   help="existing runs instead of training (grouped by the experiment of their config.yaml: "
-                        "exactly two experiments)")
-    c.add_argument("--budget", type=int, default=None, metavar="ENV_STEPS",
-                   help="env steps per policy and seed (rounded up to whole iterations)")
-    c.add_argument("--iterations", type=int, default=None, help="PPO iterations per policy and seed")
-    c.add_argument("--clip", default=None, help="reference clip for training and evaluation (default: the configs')")
-    c.add_argument("--num-envs", type=int, default=None, help="training envs (default: the configs')")
-    c.add_argument("--seeds", type=int, nargs="+", default=[1], help="training seeds, the same for both (default: 1)")
-    c.add_argument("--episodes", type=int, default=16, help="evaluation episodes per run and condition")
-    c.add_argument("--out", default="out/compare", help="report folder (default: out/compare)")
-    c.add_argument("--sweep", type=int, default=0, metavar="EPISODES",
-                   help="also evaluate every checkpoint with this many randomized episodes (learning speed of the "
-                        "deterministic policy; runs with an eval_curve.json are read, not re-evaluated)")
-    c.add_argument("--sweep-every", type=int, default=None, help="one checkpoint per this many iterations")
-    c.add_argument("--no-video", action="store_true", help="skip the video")
-    c.add_argument("--jobs", type=int, default=1, help="trainings run at the same time (default 1)")
-    c.add_argument("--ranks", type=int, default=1,
-                   help="processes per training, each with its own scene and its share of --num-envs "
-                        "(imitation train --ranks; default 1)")
-    c.add_argument("--external", nargs="+", default=None, metavar="POLICY",
-                   help="policy files from elsewhere (TorchScript, e.g. the official Genesis single.pt), evaluated "
-                        "the same way: one more column each")
-    c.add_argument("--device", default="cpu", help="cpu or cuda")
-    c.set_defaults(func=cmd_compare)
-
-    sw = sub.add_parser("sweep", help="success against training env steps: evaluate every checkpoint of runs "
-                                      "(writes eval_curve.json into each run)")
-    sw.add_argument("runs", nargs="+", metavar="RUN", help="run folders (one env serves runs of the same settings)")
-    sw.add_argument("--episodes", type=int, default=100, help="episodes per checkpoint (default 100)")
-    sw.add_argument("--nominal", action="store_true", help="no domain randomization (default: randomized)")
-    sw.add_argument("--every", type=int, default=None, help="one checkpoint per this many iterations (default: all)")
-    sw.add_argument("--target", type=float, default=0.9, help="success rate whose first checkpoint is reported")
-    sw.add_argument("--clip", default=None, help="reference clip (default: the run's)")
-    sw.add_argument("--seed", type=int, default=0, help="evaluation seed, the same for every checkpoint")
-    sw.add_argument("--device", default="cpu", help="cpu or cuda")
-    sw.add_argument("--jobs", type=int, default=None,
-                    help="processes sharing out the checkpoints, each with its own scene on one core (default: one "
-                         "per core on the CPU, at most one per checkpoint)")
-    sw.set_defaults(func=cmd_sweep)
-
-    sh = sub.add_parser("ship", help="package a finished run as a small policy folder (exports, config, thinned "
-                                     "training log, checkpoint evaluations), e.g. into policies/")
-    sh.add_argument("run", help="run folder")
-    sh.add_argument("dest", nargs="?", default=None, help="new policy folder")
-    sh.add_argument("--bundle-only", action="store_true",
-                    help="write the bundle (bundle.json, ONNX metadata) into the already shipped folder RUN")
-    sh.add_argument("--progress-every", type=int, default=5, help="keep every n-th progress record (default 5)")
-    sh.set_defaults(func=cmd_ship)
-
-    rc = sub.add_parser("record", help="replay a clip in Genesis with zero policy action and write the simulated "
-                                       "motion as a new, physically exact clip")
-    rc.add_argument("clip", help="reference clip (.h5) to replay")
-    rc.add_argument("-o", "--output", required=True, help="output clip (.h5), written atomically")
-    rc.add_argument("--config", default=str(PROJECT_ROOT / "configs" / "imitation_backflip_dynamic.yaml"),
-                    help="experiment YAML whose PD settings replay the clip (action mode, residual lead, velocity "
-                         "gain, kp/kd, torque limits; default: configs/imitation_backflip_dynamic.yaml)")
-    rc.add_argument("--seconds", type=float, default=None, help="recording length (default: the clip's duration)")
-    rc.add_argument("--allow-fall", action="store_true", help="write the recording even if the body touches the ground")
-    rc.add_argument("--device", default="cpu", help="cpu or cuda")
-    rc.set_defaults(func=cmd_record)
-
-    rf = sub.add_parser("refine", help="physics refinement: make a kinematic motion physically exact (CMA-ES over "
-                                       "PD-target offsets in a batched Genesis scene); writes the clip and its PD targets")
-    rf.add_argument("source", help="motion file (keyframe .yaml, motion_imitation .txt/.json, .csv) or clip (.h5)")
-    rf.add_argument("-o", "--output", required=True, help="refined clip (.h5), written atomically")
-    rf.add_argument("--seed", type=int, default=1, help="search seed (the result is deterministic for a seed)")
-    rf.add_argument("--config", default=None, help="experiment YAML: physics, gains and its `refine` section "
-                                                   "(default: configs/imitation.yaml)")
-    rf.add_argument("--resume", action="store_true", help="continue a stopped refinement of the same output")
-    rf.add_argument("--json", default=None, help="write the report here")
-    rf.add_argument("--allow-partial", action="store_true", help="write the clip even if it falls short of the source")
-    rf.add_argument("--source-robot", default=None, help="robot the source was made for (configs/mappings/NAME.yaml)")
-    rf.add_argument("--device", default="cpu", help="cpu or cuda")
-    rf.add_argument("--jobs", type=int, default=None,
-                    help="processes simulating each generation's candidates, each with its own scene on one core "
-                         "(the result does not depend on it; default: one per core on the CPU)")
-    rf.set_defaults(func=cmd_refine)
-
-    pl = sub.add_parser("pipeline", help="the main job on the bundled defaults")
-    pl.add_argument("--out", default="out", help="output folder (default: out/)")
-    pl.add_argument("--train", action="store_true",
-                    help="train both policies here (same seeds and budget) instead of evaluating the shipped ones")
-    pl.add_argument("--iterations", type=int, default=1600,
-                    help="with --train: PPO iterations per policy and seed (default 1600 = 9.8M env steps at 256 envs, "
-                         "about 30 min per run on one CPU core)")
-    pl.add_argument("--num-envs", type=int, default=256, help="with --train: training envs (default 256)")
-    pl.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="with --train: seeds (default 1 2 3)")
-    pl.add_argument("--skills", nargs="+", default=None, metavar="SKILL",
-                    help="shipped skills to evaluate (default: all of policies/)")
-    pl.add_argument("--jobs", type=int, default=2,
-                    help="skills evaluated at the same time, or with --train trainings at the same time (default 2)")
-    pl.add_argument("--no-index", action="store_true", help=argparse.SUPPRESS)  # one skill of a parallel run
-    pl.add_argument("--ranks", type=int, default=1,
-                    help="with --train: processes per training, sharing its --num-envs (default 1; jobs x ranks "
-                         "processes share the cores)")
-    pl.add_argument("--sweep", type=int, default=100, metavar="EPISODES",
-                    help="with --train: randomized episodes per evaluated checkpoint (0: none; default 100)")
-    pl.add_argument("--sweep-every", type=int, default=50, help="with --train: one checkpoint per this many iterations")
-    pl.add_argument("--episodes", type=int, default=100, help="evaluation episodes per policy, seed and condition")
-    pl.add_argument("--no-video", action="store_true")
-    pl.add_argument("--device", default="cpu", help="cpu or cuda")
-    pl.set_defaults(func=cmd_pipeline)
-
+def _args_learn(sub) -> None:
     ln = sub.add_parser("learn", help="one command from a motion file to a shipped skill: retarget, refine, train "
                                       "with checkpoint evaluations and an early stop, ship, report")
     ln.add_argument("motion", help="motion file (keyframe .yaml, motion_imitation .txt/.json, .csv)")
@@ -488,6 +460,32 @@ def build_parser() -> argparse.ArgumentParser:
     ln.add_argument("--device", default="cpu", help="cpu or cuda")
     ln.set_defaults(func=cmd_learn)
 
+
+def cmd_learn(args) -> int:
+    from .tools.learn import Plan, learn
+
+    if args.env_steps < 1 or args.num_envs < 1 or args.episodes < 1 or args.eval_every < 1:
+        raise InputError("--env-steps, --num-envs, --episodes and --eval-every must be positive")
+    if not 0.0 < args.stop_rate <= 1.0:
+        raise InputError(f"--stop-rate must be in (0, 1], got {args.stop_rate}")
+    source = Path(args.motion)
+    name = args.name or source.stem
+    plan = Plan(source=source, name=name, work=Path(args.work or Path("runs") / "learn" / name), seeds=args.seeds,
+                env_steps=args.env_steps, ship_to=Path(args.ship_to), config=Path(args.config) if args.config else None,
+                refine=args.refine, source_robot=args.source_robot, fps=args.fps, method=args.method,
+                num_envs=args.num_envs, episodes=args.episodes, eval_every=args.eval_every, stop_rate=args.stop_rate,
+                stop_span=args.stop_span, report=not args.no_report, refine_jobs=args.refine_jobs, device=args.device)
+    try:
+        shipped = learn(plan)
+    except KeyboardInterrupt:
+        print(f"interrupted: what is done is kept in {plan.work}; the same command continues", file=sys.stderr)
+        return 130
+    for dest in shipped:
+        print(f"shipped: {dest}")
+    return 0
+
+
+def _args_bench(sub) -> None:
     b = sub.add_parser("bench", help="throughput: env step vs bare Genesis stepping of the same scene, "
                                      "reward-only env, PPO collection vs update (CPU)")
     b.add_argument("--num-envs", default="64,256,1024", help="comma-separated env counts (default 64,256,1024)")
@@ -505,6 +503,34 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--scaling-only", action="store_true",
                    help="with --ranks: only that (no env-step or in-process PPO measurement)")
     b.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    from .tools.bench import run
+
+    try:
+        num_envs = [int(v) for v in args.num_envs.split(",") if v.strip()]
+        ranks = [int(v) for v in args.ranks.split(",") if v.strip()] if args.ranks else []
+    except ValueError:
+        raise SystemExit(f"imitation bench: --num-envs and --ranks take comma-separated integers, "
+                         f"got {args.num_envs!r} and {args.ranks!r}")
+    if not num_envs or min(num_envs) < 1 or args.steps < 1 or args.repeats < 1 or min(ranks, default=1) < 1:
+        raise SystemExit("imitation bench: --num-envs, --ranks, --steps and --repeats must be positive")
+    uneven = [(n, k) for n in num_envs for k in ranks if n % k]
+    if uneven:
+        raise SystemExit(f"imitation bench: {uneven[0][0]} envs do not split evenly over {uneven[0][1]} ranks")
+    if args.scaling_only and not ranks:
+        raise SystemExit("imitation bench: --scaling-only needs --ranks")
+    run(num_envs, steps=args.steps, repeats=args.repeats, ppo=not args.no_ppo, json_path=args.json, clip=args.clip,
+        parts=args.parts, ranks=ranks, scaling_only=args.scaling_only)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="imitation", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_args_retarget, _args_train, _args_eval, _args_play, _args_compare, _args_sweep, _args_ship, _args_record, _args_refine, _args_pipeline, _args_learn, _args_bench):
+        add(sub)
     return p
 
 

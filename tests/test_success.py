@@ -259,14 +259,22 @@ def loop_clip(kind: str, n: int = 41) -> Clip:
                 cycle_offset_position=True, cycle_offset_rotation=True)
 
 
+def _stepping_period(ref) -> int:
+    """Control steps of the feet's dominant period: the strongest frequency of their heights over one cycle (a clip
+    may hold several steps per cycle, and a lag of a whole step is no lag)."""
+    z = ref.frame(torch.arange(ref.cycle)).foot_pos[..., 2].double().numpy()
+    power = (np.abs(np.fft.rfft(z - z.mean(0), axis=0)) ** 2).sum(1)
+    return int(round(ref.cycle / max(1, int(np.argmax(power[1:])) + 1)))
+
+
 def _episode_of(ref, kind: str, steps: int) -> Trajectory:
     """The reference itself (replay), held at its first frame (stand), a quarter cycle late (lag) or moving half
     as much (half): one episode of `steps` + 1 samples."""
     k = torch.arange(steps + 1)
     if kind == "stand":
         k = torch.zeros_like(k)
-    elif kind == "lag":
-        k = (k - ref.cycle // 4).clamp(min=0)
+    elif kind == "lag":  # (loops only) a quarter of the feet's own period, which may be a part of the cycle
+        k = (k - _stepping_period(ref) // 4).clamp(min=0)
     f = ref.frame(k)
     pos, quat, feet = f.root_pos.double().numpy(), f.root_quat.double().numpy(), f.foot_pos.double().numpy()
     if kind == "half":
@@ -282,12 +290,22 @@ def _episode_of(ref, kind: str, steps: int) -> Trajectory:
                       foot_contact=f.foot_contact.numpy()[None], body_contact=np.zeros((1, steps + 1), bool))
 
 
+REAL_LOOPS = sorted(str(p.relative_to(PROJECT_ROOT)) for p in (PROJECT_ROOT / "motions" / "real").glob("*.txt"))
+ZOO_LOOPS = ["motions/zoo/bound.yaml", "motions/zoo/side_steps.yaml", "motions/zoo/turn_in_place.yaml"]
+
+
 @pytest.mark.parametrize("motion_kind", ["side_steps", "steps_in_place", "turn", "pace", "motions/retargeted/pace.h5",
-                                         "motions/retargeted/trot.h5"])
+                                         "motions/retargeted/trot.h5", *REAL_LOOPS, *ZOO_LOOPS])
 def test_a_loop_is_judged_on_its_motion_within_the_cycles(motion_kind):
     from retarget.clip import read_clip
+    from retarget.importer import load_motion
 
-    clip = read_clip(PROJECT_ROOT / motion_kind) if motion_kind.endswith(".h5") else loop_clip(motion_kind)
+    if motion_kind.endswith(".h5"):
+        clip = read_clip(PROJECT_ROOT / motion_kind)
+    elif "/" in motion_kind:                                         # a motion file, retargeted as `learn` does
+        clip = load_motion(PROJECT_ROOT / motion_kind, ROBOT, fps=1 / DT)
+    else:
+        clip = loop_clip(motion_kind)
     ref = Reference(clip, None, DT, "cpu")
     steps = 5 * ref.cycle                                            # 5 cycles
     verdict = {kind: trajectory_verdicts(_episode_of(ref, kind, steps), ref, TOL)
@@ -321,6 +339,20 @@ def jump_in_place(scale=1.0, n=101):
 def lagged(m, steps):
     pos, rpy = m
     return np.concatenate([np.repeat(pos[:1], steps, 0), pos[:-steps]]), np.concatenate([np.repeat(rpy[:1], steps, 0), rpy[:-steps]])
+
+
+@pytest.mark.parametrize("motion", ["motions/jump.yaml", "motions/hop_turn.yaml", "motions/backflip.yaml",
+                                    *(f"motions/zoo/{m}.yaml" for m in ("front_hop", "rear_up", "twist_jump"))])
+def test_a_standing_robot_fails_every_motion_that_ends(motion):
+    # Held at the clip's first frame for the clip's length (what a policy that does nothing shows); the replay of
+    # the clip itself passes.
+    from retarget.importer import load_motion
+
+    ref = Reference(load_motion(PROJECT_ROOT / motion, ROBOT, fps=1 / DT), None, DT, "cpu")
+    steps = ref.num_frames - 1
+    replay, stand = _episode_of(ref, "replay", steps), _episode_of(ref, "stand", steps)
+    assert trajectory_verdicts(replay, ref, TOL)["success"].tolist() == [True]
+    assert trajectory_verdicts(stand, ref, TOL)["success"].tolist() == [False]
 
 
 @pytest.mark.parametrize("make", [rear_up, jump_in_place])

@@ -34,12 +34,13 @@ way over the same span of clip time (`expected`), and the episode succeeds when 
       path       the base's horizontal displacement over every window of half a cycle, in the heading frame at
                  the window's start, against the reference's (floor path_m)
       turning    the heading change over those windows against the reference's (floor turn_deg)
-      each error the smallest with the reference shifted by up to a twentieth of a cycle either way (a policy runs a
-      little early or late); and
+      each error the smallest with the reference shifted by up to a twentieth of the feet's period either way (a
+      policy runs a little early or late; the period is the cycle, or a part of it when a clip steps several times
+      per cycle: `stepping_period`); and
       feet       the feet's heights follow the reference's in time (correlation, mean over the feet, above
                  feet_correlation, with the same shift) and lift as much (mean height above the ground, ratio to
                  the reference's within feet_lift_ratio)
-      A robot that stands still, or moves half as much, or a quarter cycle late, fails every loop whose
+      A robot that stands still, or moves half as much, or a quarter of that period late, fails every loop whose
       reference moves (tests/test_success.py); the mean speed alone passes it on a motion that comes back.
 
 Tolerances come from the config's `success` section (defaults in imitation.config). The backflip configs loosen
@@ -176,9 +177,21 @@ def motion_window(cycle_frames: int) -> int:
     return max(1, int(round(cycle_frames / 2)))
 
 
-def motion_slack(cycle_frames: int) -> int:
-    """Control steps by which the motion may run early or late against the reference: a twentieth of a cycle."""
-    return max(1, int(round(cycle_frames / 20)))
+def motion_slack(period_frames: int) -> int:
+    """Control steps by which the motion may run early or late against the reference: a twentieth of its period
+    (see stepping_period) or of the clip."""
+    return max(1, int(round(period_frames / 20)))
+
+
+def stepping_period(foot_z: torch.Tensor) -> int:
+    """Samples per period of the strongest frequency of the feet's heights over one cycle of a loop (T, F): the
+    cycle itself, or a part of it when the clip steps several times per cycle (a slack of a twentieth of a long
+    cycle would forgive a lag of a whole step); the cycle when no foot moves."""
+    z = foot_z - foot_z.mean(0)
+    power = (torch.fft.rfft(z, dim=0).abs() ** 2).sum(-1)
+    if len(power) < 2 or float(power[1:].max()) < 1e-12:
+        return len(foot_z)
+    return max(1, int(round(len(foot_z) / (int(torch.argmax(power[1:])) + 1))))
 
 
 def motion_errors(root_pos, root_quat, foot_z, length, ref_pos, ref_quat, ref_foot_z, window: int, slack: int,
@@ -361,7 +374,7 @@ def trajectory_verdicts(traj, ref, tolerances: dict | None = None) -> dict:
     loop = getattr(ref, "loop", False)
     motion = None
     if loop:
-        slack = motion_slack(ref.cycle)
+        slack = motion_slack(stepping_period(ref.frame(torch.arange(ref.cycle)).foot_pos[..., 2].double()))
         f = ref.frame(torch.arange(-slack, traj.num_steps + slack))
         motion = motion_errors(t(traj.root_pos), quat, t(traj.foot_pos[..., 2]), t(traj.length, torch.long),
                                f.root_pos.double(), f.root_quat.double(), f.foot_pos[..., 2].double(),

@@ -38,7 +38,6 @@ from ..env.reference import episode_length_s
 from ..env.rollout import rollout
 from .policy import load_policy
 
-DEFAULT_CLIP = "clips/backflip.h5"
 BASE_CONFIG = PROJECT_ROOT / "configs" / "base_backflip.yaml"
 
 # The settings of the Genesis backflip example (docs/facts.md §3) for external TorchScript policies.
@@ -83,10 +82,12 @@ def eval_config(info: dict, *, clip=None, config=None, episodes: int = 16, rando
         cfg = config_mod.validate(json.loads(json.dumps(info["config"])), "policy config")
     else:
         cfg = config_mod.load_config(BASE_CONFIG, OFFICIAL_SETTINGS)
-    clip = clip if clip is not None else (cfg["clip"] or DEFAULT_CLIP)
+    clip = clip if clip is not None else cfg["clip"]
+    if clip is None:
+        raise InputError(f"{info.get('path', 'the policy')}: no reference clip in its config: give one (--clip)")
     clip_path = resolve_path(clip)
     if not clip_path.is_file():
-        raise InputError(f"{clip}: reference clip not found (make it with: imitation retarget motions/backflip.yaml -o {clip})")
+        raise InputError(f"{clip}: reference clip not found (make one with: imitation retarget MOTION -o {clip})")
     cfg["clip"] = str(clip_path.resolve())
     cfg["env"]["num_envs"] = int(episodes)
     cfg["reset"]["rsi"] = False

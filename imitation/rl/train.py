@@ -310,28 +310,9 @@ def train(
     device, rank, world = resolve_device(device)
     if world > 1:
         distributed.init(device, timeout_s or distributed.DEFAULT_TIMEOUT_S)
-
-    # ---- config and run directory
     ckpt = None
     if resume is not None:
-        def read_run():
-            path = Path(resume)
-            found = runs.latest_checkpoint(path) if path.is_dir() else path
-            if not found.is_file():
-                raise FileNotFoundError(f"{found}: no such checkpoint")
-            folder = found.parent
-            run_cfg = config_mod.validate(yaml.safe_load((folder / runs.CONFIG).read_text()), str(folder / runs.CONFIG))
-            if clip is not None and Path(clip).resolve() != Path(run_cfg["clip"]).resolve():
-                raise ValueError(f"resume: the run was trained on {run_cfg['clip']}, not {clip}")
-            return run_cfg, folder, found
-
-        # Rank 0 reads the run; the others need not see its folder (another node): they get config and checkpoint.
-        cfg, run_dir, ckpt = distributed.checked(read_run if rank == 0 else lambda: (None, None, None))
-        if world > 1:
-            cfg, run_dir, data = distributed.from_rank0((cfg, str(run_dir), ckpt.read_bytes() if rank == 0 else None))
-            run_dir = Path(run_dir)
-            if rank > 0:
-                ckpt = io.BytesIO(data)
+        cfg, run_dir, ckpt = _resumed(resume, clip, rank, world)
         if config_path is not None and rank == 0:
             print(f"resuming {run_dir}: its own {runs.CONFIG} is used, not {config_path}")
         if num_envs is not None:
@@ -341,66 +322,28 @@ def train(
     else:
         if config_path is None:
             raise ValueError("a config file is needed unless resuming")
-
-        def read_config():
-            overrides: dict = {}
-            if clip is not None:
-                overrides["clip"] = str(clip)
-            if num_envs is not None:
-                overrides.setdefault("env", {})["num_envs"] = int(num_envs)
-            if max_iterations is not None:
-                overrides.setdefault("ppo", {})["max_iterations"] = int(max_iterations)
-            if seed is not None:
-                overrides["seed"] = int(seed)
-            loaded = config_mod.load_config(config_path, overrides)
-            if loaded["clip"] is None and env is None:
-                raise InputError(f"{config_path}: clip: no reference clip in this config; give one with --clip CLIP")
-            if loaded["clip"] is not None:
-                from retarget.clip import read_clip
-                from retarget.robot import load_robot
-
-                loaded["clip"] = str(resolve_path(loaded["clip"]).resolve())
-                read_clip(loaded["clip"], load_robot(resolve_path(loaded["robot"])))  # bad input fails before a run folder exists
-            return loaded
-
-        cfg = distributed.checked(read_config)
+        overrides: dict = {}
+        if clip is not None:
+            overrides["clip"] = str(clip)
+        if num_envs is not None:
+            overrides.setdefault("env", {})["num_envs"] = int(num_envs)
+        if max_iterations is not None:
+            overrides.setdefault("ppo", {})["max_iterations"] = int(max_iterations)
+        if seed is not None:
+            overrides["seed"] = int(seed)
+        cfg = distributed.checked(lambda: _read_config(config_path, overrides, need_clip=env is None))
         run_dir = runs.new_run_dir(runs_dir, cfg["experiment"], run_name)
         run_dir = Path(distributed.from_rank0(str(run_dir)))  # rank 0's clock names the run
     if env is not None:
         cfg["env"]["num_envs"] = env.num_envs * world
     cfg["run_name"] = run_name
-
     if world > 1:
-        # Each rank read its own config and clip (on several nodes: its own files); they must be the same.
-        shown = {k: v for k, v in cfg.items() if k not in ("run_name", "clip")}  # the clip by content, not path
-        clip_sha = distributed.checked(lambda: sha256_of(cfg["clip"]) if cfg["clip"] else "none")
-        distributed.agree({"config": distributed.flatten(shown), "clip (sha256)": clip_sha})
-        total = int(cfg["env"]["num_envs"])
-        distributed.stop_on_any_error(
-            None if total % world == 0 and total >= world else
-            f"{total} envs do not split evenly over {world} ranks (--num-envs is the total over all ranks)")
-
+        _ranks_agree(cfg, world)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / runs.CONFIG, config_mod.dump({k: v for k, v in cfg.items() if k != "run_name"}))
 
-    # ---- seeds, Genesis, env
-    s = cfg["seed"] + rank
-    torch.manual_seed(s)
-    np.random.seed(s)
-    if device == "cpu":
-        torch.set_num_threads(1)  # Genesis runs one CPU thread; torch's thread pool only contends with it
-    init_genesis(device)
-    if env is None:
-        from ..env.imitation_env import ImitationEnv
-
-        # This rank's share of the envs, and its own seed for the env's own draws.
-        env = ImitationEnv({**cfg, "seed": s, "env": {**cfg["env"], "num_envs": cfg["env"]["num_envs"] // world}})
-    env.set_log_interval(cfg["ppo"]["num_steps_per_env"])
-    if not cfg["reset"]["rsi"]:  # every env starts at t = 0: spread their clocks, or rollouts run in lockstep
-        env.desynchronize()
-
-    # ---- runner
+    env = _rank_env(cfg, env, device, rank, world)
     runner = Runner(env, rsl_rl_config(cfg), cfg, run_dir if rank == 0 else None, device, verbose=verbose,
                     update_threads=update_threads)
     runner.add_git_repo_to_log(str(PROJECT_ROOT))
@@ -413,6 +356,91 @@ def train(
         print(f"{world} ranks x {env.num_envs} envs on {'the CPU' if device == 'cpu' else 'one GPU each'} "
               f"({torch.distributed.get_backend()}), {runner.update_threads} update thread(s) per rank", flush=True)
 
+    t0 = time.time()
+    interrupted = _learn(runner, remaining, run_dir, rank)
+    path = runner.save()
+    runner.export()
+    if runner.logger.writer is not None and hasattr(runner.logger.writer, "close"):
+        runner.logger.writer.close()
+    if world > 1:
+        print(f"rank {rank} weights sha256: {runner.weights_sha256()}", flush=True)
+        distributed.close()
+    if rank == 0:
+        what = "stopped" if interrupted else "finished"
+        print(f"{what} at iteration {runner.completed} after {time.time() - t0:.0f} s: checkpoint {path}, run {run_dir}")
+    return run_dir
+
+
+def _resumed(resume, clip, rank: int, world: int) -> tuple[dict, Path, object]:
+    """(config, run folder, checkpoint) of the run to continue. Rank 0 reads the run; the others need not see its
+    folder (another node): they get its config and the checkpoint's bytes."""
+    def read_run():
+        path = Path(resume)
+        found = runs.latest_checkpoint(path) if path.is_dir() else path
+        if not found.is_file():
+            raise FileNotFoundError(f"{found}: no such checkpoint")
+        folder = found.parent
+        run_cfg = config_mod.validate(yaml.safe_load((folder / runs.CONFIG).read_text()), str(folder / runs.CONFIG))
+        if clip is not None and Path(clip).resolve() != Path(run_cfg["clip"]).resolve():
+            raise ValueError(f"resume: the run was trained on {run_cfg['clip']}, not {clip}")
+        return run_cfg, folder, found
+
+    cfg, run_dir, ckpt = distributed.checked(read_run if rank == 0 else lambda: (None, None, None))
+    if world > 1:
+        cfg, run_dir, data = distributed.from_rank0((cfg, str(run_dir), ckpt.read_bytes() if rank == 0 else None))
+        run_dir = Path(run_dir)
+        if rank > 0:
+            ckpt = io.BytesIO(data)
+    return cfg, run_dir, ckpt
+
+
+def _read_config(config_path, overrides: dict, need_clip: bool) -> dict:
+    """The experiment config with the command line's overrides; its clip checked before a run folder exists."""
+    loaded = config_mod.load_config(config_path, overrides)
+    if loaded["clip"] is None and need_clip:
+        raise InputError(f"{config_path}: clip: no reference clip in this config; give one with --clip CLIP")
+    if loaded["clip"] is not None:
+        from retarget.clip import read_clip
+        from retarget.robot import load_robot
+
+        loaded["clip"] = str(resolve_path(loaded["clip"]).resolve())
+        read_clip(loaded["clip"], load_robot(resolve_path(loaded["robot"])))
+    return loaded
+
+
+def _ranks_agree(cfg: dict, world: int) -> None:
+    """Each rank read its own config and clip (on several nodes: its own files); they must be the same, and the
+    envs must split evenly."""
+    shown = {k: v for k, v in cfg.items() if k not in ("run_name", "clip")}  # the clip by content, not path
+    clip_sha = distributed.checked(lambda: sha256_of(cfg["clip"]) if cfg["clip"] else "none")
+    distributed.agree({"config": distributed.flatten(shown), "clip (sha256)": clip_sha})
+    total = int(cfg["env"]["num_envs"])
+    distributed.stop_on_any_error(
+        None if total % world == 0 and total >= world else
+        f"{total} envs do not split evenly over {world} ranks (--num-envs is the total over all ranks)")
+
+
+def _rank_env(cfg: dict, env, device: str, rank: int, world: int):
+    """Seeds, Genesis and this rank's env (its share of the envs, its own seed for the env's draws)."""
+    s = cfg["seed"] + rank
+    torch.manual_seed(s)
+    np.random.seed(s)
+    if device == "cpu":
+        torch.set_num_threads(1)  # Genesis runs one CPU thread; torch's thread pool only contends with it
+    init_genesis(device)
+    if env is None:
+        from ..env.imitation_env import ImitationEnv
+
+        env = ImitationEnv({**cfg, "seed": s, "env": {**cfg["env"], "num_envs": cfg["env"]["num_envs"] // world}})
+    env.set_log_interval(cfg["ppo"]["num_steps_per_env"])
+    if not cfg["reset"]["rsi"]:  # every env starts at t = 0: spread their clocks, or rollouts run in lockstep
+        env.desynchronize()
+    return env
+
+
+def _learn(runner, remaining: int, run_dir: Path, rank: int) -> bool:
+    """Run the iterations; Ctrl-C or SIGTERM stops after the current one (twice: at once). Returns whether it was
+    stopped. A lost peer rank ends every rank after rank 0 saved the last iteration all of them finished."""
     def on_signal(signum, frame):
         if runner.stop_requested:  # second signal: abort now
             raise KeyboardInterrupt
@@ -420,9 +448,7 @@ def train(
         runner.request_stop()
 
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    interrupted = False
-    lost = None
-    t0 = time.time()
+    interrupted, lost = False, None
     try:
         if remaining > 0:
             runner.learn(num_learning_iterations=remaining)
@@ -443,8 +469,6 @@ def train(
         for sig, handler in old.items():
             signal.signal(sig, handler)
     if lost is not None:
-        # Another rank is gone (torchrun stops the others when one fails): no more collectives, so rank 0 saves the
-        # last iteration every rank finished and every rank exits.
         path = runner.save_last_finished()
         # gloo's text: "[<source file>:<line>] Read error [<peer>]: Connection reset by peer. This is typically ..."
         what = re.sub(r"^\[[^\]]*\]\s*", "", str(lost).strip()).split(". ")[0].splitlines()[0][:160] or type(lost).__name__
@@ -455,14 +479,4 @@ def train(
         else:
             print(f"rank {rank} stopped: another rank failed ({what})", file=sys.stderr, flush=True)
         raise SystemExit(1)
-    path = runner.save()
-    runner.export()
-    if runner.logger.writer is not None and hasattr(runner.logger.writer, "close"):
-        runner.logger.writer.close()
-    if world > 1:
-        print(f"rank {rank} weights sha256: {runner.weights_sha256()}", flush=True)
-        distributed.close()
-    if rank == 0:
-        what = "stopped" if interrupted else "finished"
-        print(f"{what} at iteration {runner.completed} after {time.time() - t0:.0f} s: checkpoint {path}, run {run_dir}")
-    return run_dir
+    return interrupted
