@@ -64,19 +64,65 @@ def row(motion: Path, out: Path) -> dict:
     r["trained_env_steps"] = progress[-1]["env_steps"] if progress else None
     r["train_s"] = progress[-1]["wall_time"] if progress else None
     r["status"] = "shipped" if "ship_s1" in stages else ("running or stopped" if stages else "not run")
+    clip = (stages.get("refine") or {}).get("output") or (stages.get("retarget") or {}).get("output")
+    r["loop"], r["standing"] = standing_verdict(Path(clip)) if clip and Path(clip).is_file() else (None, None)
     return r
+
+
+def standing_verdict(clip_path: Path) -> tuple[bool, bool]:
+    """(loop?, does a robot that stands still pass?): the clip's first frame held for an evaluation episode (10 s
+    for a loop, the clip's length otherwise), judged by the success rule with the default tolerances."""
+    import numpy as np
+    import torch
+
+    from imitation.analysis.metrics import Trajectory
+    from imitation.config import defaults
+    from imitation.env.reference import Reference
+    from imitation.env.success import trajectory_verdicts
+    from retarget.clip import read_clip
+
+    cfg = defaults()
+    dt = cfg["env"]["dt"]
+    ref = Reference(read_clip(clip_path), None, dt, "cpu")
+    steps = int(round(cfg["env"]["loop_episode_length_s"] / dt)) if ref.loop else ref.num_frames - 1
+    f = ref.frame(torch.zeros(steps + 1, dtype=torch.long))
+    z = np.zeros((1, steps + 1, 12))
+    traj = Trajectory(dt=dt, root_pos=f.root_pos.double().numpy()[None], root_quat=f.root_quat.double().numpy()[None],
+                      root_ang_vel_b=np.zeros((1, steps + 1, 3)), dof_pos=z, dof_vel=z, torque=z, actions=z,
+                      foot_pos=f.foot_pos.double().numpy()[None], foot_contact=f.foot_contact.numpy()[None],
+                      body_contact=np.zeros((1, steps + 1), bool))
+    return bool(ref.loop), bool(trajectory_verdicts(traj, ref, cfg["success"])["success"][0])
 
 
 def table(rows: list[dict]) -> list[str]:
     m = lambda v: "-" if v is None else f"{v / 1e6:.2f}M"  # noqa: E731
     t = lambda v: "-" if v is None else f"{v / 60:.1f} min"  # noqa: E731
-    lines = ["| motion | refinement | env steps to 90% randomized | shipped checkpoint | its randomized success | "
-             "trained | refine time | train time | status |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    yn = lambda v, yes, no: "-" if v is None else (yes if v else no)  # noqa: E731
+    lines = ["| motion | loop | refinement | standing robot | env steps to 90% randomized | shipped checkpoint | "
+             "its randomized success | trained | refine time | train time | status |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         s = "-" if r["success_randomized"] is None else f"{100 * r['success_randomized']:.0f}%"
-        lines.append(f"| `{r['file']}` | {r['refine']} | {m(r['env_steps_to_90'])} | {m(r['chosen_env_steps'])} | {s} | "
-                     f"{m(r['trained_env_steps'])} | {t(r['refine_s'])} | {t(r['train_s'])} | {r['status']} |")
+        lines.append(f"| `{r['file']}` | {yn(r['loop'], 'yes', 'no')} | {r['refine']} | "
+                     f"{yn(r['standing'], 'PASSES', 'fails')} | {m(r['env_steps_to_90'])} | {m(r['chosen_env_steps'])} | "
+                     f"{s} | {m(r['trained_env_steps'])} | {t(r['refine_s'])} | {t(r['train_s'])} | {r['status']} |")
     return lines
+
+
+HEADER = """# The motion zoo
+
+`imitation learn MOTION --seeds 1` on motions no shipped policy was tuned on: keyframe motions written for the
+purpose (`motions/zoo/`) and motion_imitation clips (`motions/real/`, `motions/dog_*.txt`), each with the product's
+defaults (retargeting method, refinement, config chosen from the clip, 256 envs, at most {env_steps:.0f}M env steps,
+checkpoint evaluations on 100 randomized episodes every 50 iterations, early stop at >= 95% held over 0.5M env steps).
+Made by `python scripts/zoo.py --markdown docs/results/zoo.md` (two learn runs at a time on a 2-core CPU, so the wall
+times are those of a shared machine).
+
+Columns: refinement (motions that end): its verdict (refused: trained on the retargeted clip); standing robot: whether
+a robot that holds the clip's first frame for an evaluation episode passes the success rule (it must fail, or the
+verdict means nothing); env steps to 90%: the first checkpoint evaluation at or above 90% randomized success; shipped
+checkpoint: the one the early stop or the best evaluation chose, and its randomized success; trained: env steps
+trained in all."""
 
 
 def main() -> int:
@@ -101,7 +147,8 @@ def main() -> int:
     lines = table([row(m, args.out) for m in motions])
     print("\n".join(lines))
     if args.markdown:
-        args.markdown.write_text("\n".join(lines) + "\n")
+        args.markdown.write_text("\n".join([*HEADER.format(env_steps=args.env_steps / 1e6).splitlines(), "", *lines])
+                                 + "\n")
     return 0
 
 

@@ -126,15 +126,13 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
 
     from retarget.clip import sha256_of, write_clip
     from retarget.files import write_text_atomic
-    from retarget.quality import quality_report
     from retarget.robot import load_robot
 
     from . import report as rep
     from .cost import TERMS
     from .knots import is_sagittal
     from .record import record
-    from .search import RefineStopped, SearchState, load_checkpoint, retry_stages, search
-    from .shards import HELPER_READY_TIMEOUT_S, Helper, ShardedRollouts
+    from .search import RefineStopped, SearchState, retry_stages, search
 
     t0 = time.time()
     config = resolve_path(config or DEFAULT_CONFIG)
@@ -152,35 +150,10 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
     if symmetric is None:
         symmetric = is_sagittal(src, robot)
     key = {"source_sha256": sha256_of(source), "settings": settings, "seed": seed, "pd": refine_physics(cfg)}
-    state = None
-    if resume:
-        if not checkpoint.is_file():
-            raise InputError(f"{checkpoint}: no refinement checkpoint to resume")
-        try:
-            state = load_checkpoint(checkpoint)
-        except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing here
-            raise InputError(f"{checkpoint}: not a readable refinement checkpoint ({e})") from None
-        if state.key != key:
-            raise InputError(f"{checkpoint}: made for another source, seed or settings; refine without --resume")
-
-    # The candidates of a generation, shared out over `jobs` processes (this one and jobs - 1 helpers).
-    candidates = settings["population"] if env is None else env.num_envs // settings["robust_copies"]
-    jobs = max(1, min(int(jobs), candidates))
-    share = -(-candidates // jobs)
-    spec = {"config": config, "overrides": overrides, "src": src, "symmetric": symmetric, "candidates": share,
-            "device": device}
-    helpers = [Helper(_helper_rollouts, spec) for _ in range(jobs - 1)]   # they build while this process does
-    try:
-        rollouts, mode = build_rollouts(**spec, env=env)
-        env, knots = rollouts.env, rollouts.knots
-        for h in helpers:
-            h.result(HELPER_READY_TIMEOUT_S)
-    except BaseException:
-        for h in helpers:
-            h.close()
-        raise
-    if helpers:
-        rollouts = ShardedRollouts(rollouts, helpers, candidates, share)
+    state = _resumed_state(checkpoint, key) if resume else None
+    spec = {"config": config, "overrides": overrides, "src": src, "symmetric": symmetric, "device": device}
+    rollouts, mode, helpers = _rollouts_over_processes(spec, settings, env, jobs)
+    env, knots = rollouts.env, rollouts.knots
 
     def full_cost(params: np.ndarray) -> dict:
         """Weighted cost terms of one parameter vector on the whole clip: the mean over its copies, whose
@@ -260,18 +233,7 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
     progress(rep.format_report(report), end="")
     if json_path:
         write_text_atomic(json_path, json.dumps(report, indent=2))
-    refined.source_file = source.name
-    refined.source_sha256 = key["source_sha256"]
-    refined.retarget_settings = {
-        **refined.retarget_settings,
-        "method": "physics refinement: windowed CMA-ES over PD-target offsets, then a recorded replay from t = 0",
-        "config": str(config), "refine": settings, "seed": seed, "symmetric": symmetric, "physics": key["pd"],
-        # the actuator model simulated (provenance only: a cache made with other figures is still used, docs/sim2sim.md)
-        "actuators": {"armature": robot.armature[:3].tolist(), "damping": robot.joint_damping[:3].tolist(),
-                      "friction_loss": robot.friction_loss[:3].tolist()},
-        "source_retarget_settings": clip.retarget_settings,
-    }
-    refined.quality = {**quality_report(refined, robot), "refinement": report}
+    _record_provenance(refined, source, key, config, settings, seed, symmetric, robot, clip, report)
     if report["shortfalls"] and not allow_partial:
         hint = _keyframe_hint(source, rep.shortfall_times(report, tol))
         raise InputError(f"{source}: not feasible within the refinement budget: {'; '.join(report['shortfalls'])}"
@@ -279,6 +241,63 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
     write_clip(refined, output)
     checkpoint.unlink(missing_ok=True)
     return Refined(clip=refined, report=report, written=True)
+
+
+def _resumed_state(checkpoint: Path, key: dict):
+    """The search state of an interrupted refinement of the same source, seed and settings."""
+    from .search import load_checkpoint
+
+    if not checkpoint.is_file():
+        raise InputError(f"{checkpoint}: no refinement checkpoint to resume")
+    try:
+        state = load_checkpoint(checkpoint)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing here
+        raise InputError(f"{checkpoint}: not a readable refinement checkpoint ({e})") from None
+    if state.key != key:
+        raise InputError(f"{checkpoint}: made for another source, seed or settings; refine without --resume")
+    return state
+
+
+def _rollouts_over_processes(spec: dict, settings: dict, env, jobs: int) -> tuple:
+    """(rollouts, playback mode, helpers): a generation's candidates shared out over `jobs` processes (this one and
+    jobs - 1 helpers, which build their scenes while this process builds its own)."""
+    from .shards import HELPER_READY_TIMEOUT_S, Helper, ShardedRollouts
+
+    candidates = settings["population"] if env is None else env.num_envs // settings["robust_copies"]
+    jobs = max(1, min(int(jobs), candidates))
+    share = -(-candidates // jobs)
+    spec = {**spec, "candidates": share}
+    helpers = [Helper(_helper_rollouts, spec) for _ in range(jobs - 1)]
+    try:
+        rollouts, mode = build_rollouts(**spec, env=env)
+        for h in helpers:
+            h.result(HELPER_READY_TIMEOUT_S)
+    except BaseException:
+        for h in helpers:
+            h.close()
+        raise
+    if helpers:
+        rollouts = ShardedRollouts(rollouts, helpers, candidates, share)
+    return rollouts, mode, helpers
+
+
+def _record_provenance(refined, source: Path, key: dict, config, settings: dict, seed: int, symmetric: bool, robot,
+                       clip, report: dict) -> None:
+    """What the refined clip was made from and how, and its quality report with the refinement's."""
+    from retarget.quality import quality_report
+
+    refined.source_file = source.name
+    refined.source_sha256 = key["source_sha256"]
+    refined.retarget_settings = {
+        **refined.retarget_settings,
+        "method": "physics refinement: windowed CMA-ES over PD-target offsets, then a recorded replay from t = 0",
+        "config": str(config), "refine": settings, "seed": seed, "symmetric": symmetric, "physics": key["pd"],
+        # the actuator model simulated (provenance only: a cache made with other figures is still used)
+        "actuators": {"armature": robot.armature[:3].tolist(), "damping": robot.joint_damping[:3].tolist(),
+                      "friction_loss": robot.friction_loss[:3].tolist()},
+        "source_retarget_settings": clip.retarget_settings,
+    }
+    refined.quality = {**quality_report(refined, robot), "refinement": report}
 
 
 def _keyframe_hint(source: Path, times: list[float]) -> str:
