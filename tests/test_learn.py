@@ -71,3 +71,17 @@ def test_learn_refuses_a_missing_motion_and_a_foreign_destination(tmp_path):
     with pytest.raises(InputError, match="x_s1: exists and was not shipped by this learn run"):
         L.learn(L.Plan(source=motion, name="x", work=tmp_path / "w", seeds=[1], ship_to=tmp_path / "policies"))
     assert not (tmp_path / "w").exists()   # refused before any work
+
+
+def test_bad_input_fails_before_anything_is_written(tmp_path):
+    from retarget.errors import InputError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("format: go2-keyframes/1\n")
+    with pytest.raises(InputError, match=r"bad\.yaml: keyframes: missing"):
+        L.learn(L.Plan(source=bad, name="bad", work=tmp_path / "w1", seeds=[1], ship_to=tmp_path / "p"))
+    good = L.PROJECT_ROOT / "motions" / "jump.yaml"
+    with pytest.raises(InputError, match=r"nope\.yaml: cannot read config"):
+        L.learn(L.Plan(source=good, name="jump", work=tmp_path / "w2", seeds=[1], ship_to=tmp_path / "p",
+                       config=tmp_path / "nope.yaml"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]

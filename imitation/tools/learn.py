@@ -87,6 +87,7 @@ def learn(plan: Plan) -> list[Path]:
         dest = plan.dest(seed)
         if dest.exists() and any(dest.iterdir()) and str(dest) not in ours:
             raise InputError(f"{dest}: exists and was not shipped by this learn run (another --name or --ship-to)")
+    _check_inputs(plan)
     plan.work.mkdir(parents=True, exist_ok=True)
     plan.stages["source_sha256"] = sha256_of(plan.source)
 
@@ -126,6 +127,18 @@ def _clip_home(plan: Plan, kind: str) -> Path:
     if plan.into_project:
         return PROJECT_ROOT / "motions" / kind / f"{plan.name}.h5"
     return plan.work / f"{kind}.h5"
+
+
+def _check_inputs(plan: Plan) -> None:
+    """Bad input fails here, in a second and before anything is written: the motion file (read and retargeted in
+    memory) and the config."""
+    from retarget.importer import load_motion
+
+    from .. import config as config_mod
+
+    load_motion(plan.source, source_robot=plan.source_robot, fps=plan.fps, method=plan.method)
+    if plan.config is not None:
+        config_mod.load_config(plan.config)
 
 
 def _retarget(plan: Plan, display: Display) -> Path:
