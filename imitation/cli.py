@@ -535,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # Genesis' kernel compiler buffers kernel prints whenever sys.stdout is not the console (our logs redirect it)
+    # and says so on the terminal; no kernel of ours prints.
+    os.environ.setdefault("QD_ENABLE_PYBUF", "0")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

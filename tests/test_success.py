@@ -371,3 +371,15 @@ def test_a_motion_that_ends_where_it_began_is_judged_on_its_course(make):
     # the standing robot's error is the reference's own amplitude (its mean departure from the start)
     assert v["height_error"][3] == pytest.approx(v["height_amplitude"][3], rel=1e-6)
     assert v["height_amplitude"][3] > 0.02
+
+
+def test_the_slack_follows_the_feet_own_period():
+    from imitation.env.success import motion_slack, stepping_period
+
+    t = torch.arange(300, dtype=torch.float64)
+    steps = torch.stack([0.022 + 0.05 * torch.sin(2 * math.pi * 7 * t / 300 + p).clamp(min=0) for p in (0, 1, 2, 3)], -1)
+    assert stepping_period(steps) == round(300 / 7)              # seven steps per cycle: a period of 43 samples
+    assert motion_slack(stepping_period(steps)) == 2              # not 300 / 20 = 15: a third of a step
+    once = 0.022 + 0.05 * torch.sin(2 * math.pi * t / 300).clamp(min=0)[:, None].expand(300, 4)
+    assert stepping_period(once) == 300
+    assert stepping_period(torch.full((300, 4), 0.022, dtype=torch.float64)) == 300   # no foot moves
