@@ -342,7 +342,7 @@ def lagged(m, steps):
 
 
 @pytest.mark.parametrize("motion", ["motions/jump.yaml", "motions/hop_turn.yaml", "motions/backflip.yaml",
-                                    *(f"motions/zoo/{m}.yaml" for m in ("front_hop", "rear_up", "twist_jump"))])
+                                    *(f"motions/zoo/{m}.yaml" for m in ("front_hop", "rear_up", "side_jump", "twist_jump"))])
 def test_a_standing_robot_fails_every_motion_that_ends(motion):
     # Held at the clip's first frame for the clip's length (what a policy that does nothing shows); the replay of
     # the clip itself passes.
