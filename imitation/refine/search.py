@@ -156,6 +156,10 @@ def search(rollouts: Rollouts, settings: dict, seed: int, state: SearchState, ch
     plan = state.plan or stages(knots, settings)
     total_work = sum(s["generations"] * s["last_frame"] for s in plan)
     t_start = time.time() - state.elapsed_s
+    t_call = time.time()
+    work_done = lambda: sum(s["generations"] * s["last_frame"] for s in plan[:state.stage]) + \
+        state.generation * plan[min(state.stage, len(plan) - 1)]["last_frame"]  # noqa: E731
+    work_at_call = work_done()
     while state.stage < len(plan):
         st = plan[state.stage]
         sl = knots.value_slice(st["knots"])
@@ -191,9 +195,8 @@ def search(rollouts: Rollouts, settings: dict, seed: int, state: SearchState, ch
             state.generation += 1
             state.elapsed_s = time.time() - t_start
             state.np_random = np.random.get_state()
-            done_work = sum(s["generations"] * s["last_frame"] for s in plan[:state.stage]) + \
-                state.generation * st["last_frame"]
-            rate = done_work / max(state.elapsed_s, 1e-9)
+            done_work = work_done()
+            rate = (done_work - work_at_call) / max(time.time() - t_call, 1e-9)   # this search's own pace
             eta = (total_work - done_work) / max(rate, 1e-9)
             top = sorted(zip(TERMS, state.best_terms), key=lambda kv: -kv[1])[:4]
             k0, k1 = st["knots"]
