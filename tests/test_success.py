@@ -383,3 +383,17 @@ def test_the_slack_follows_the_feet_own_period():
     once = 0.022 + 0.05 * torch.sin(2 * math.pi * t / 300).clamp(min=0)[:, None].expand(300, 4)
     assert stepping_period(once) == 300
     assert stepping_period(torch.full((300, 4), 0.022, dtype=torch.float64)) == 300   # no foot moves
+
+
+def test_a_foot_is_lifted_from_where_it_rests():
+    # The simulated feet rest a few millimetres into the soft ground: the replay of side steps with every foot 4 mm
+    # lower lifts exactly as much as the reference, and still passes; measured from the reference's floor it would
+    # lift 4 mm less every step.
+    ref = Reference(loop_clip("side_steps"), None, DT, "cpu")
+    episode = _episode_of(ref, "replay", 5 * ref.cycle)
+    episode.foot_pos[..., 2] -= 0.004
+    v = trajectory_verdicts(episode, ref, TOL)
+    assert v["feet_lift_ratio"][0] == pytest.approx(1.0, abs=0.02)
+    assert v["success"].tolist() == [True]
+    still = _episode_of(ref, "stand", 5 * ref.cycle)
+    assert trajectory_verdicts(still, ref, TOL)["feet_lift_ratio"][0] == pytest.approx(0.0, abs=1e-9)

@@ -38,8 +38,8 @@ way over the same span of clip time (`expected`), and the episode succeeds when 
       policy runs a little early or late; the period is the cycle, or a part of it when a clip steps several times
       per cycle: `stepping_period`); and
       feet       the feet's heights follow the reference's in time (correlation, mean over the feet, above
-                 feet_correlation, with the same shift) and lift as much (mean height above the ground, ratio to
-                 the reference's within feet_lift_ratio)
+                 feet_correlation, with the same shift) and lift as much (mean height above where each foot rests, ratio
+                 to the reference's within feet_lift_ratio)
       A robot that stands still, or moves half as much, or a quarter of that period late, fails every loop whose
       reference moves (tests/test_success.py); the mean speed alone passes it on a motion that comes back.
 
@@ -210,7 +210,7 @@ def motion_errors(root_pos, root_quat, foot_z, length, ref_pos, ref_quat, ref_fo
     samples = (torch.arange(t, device=dev)[None, :] < length[:, None]).to(dt_)  # (E, T)
     n_samples = samples.sum(1).clamp(min=1.0)
     mean = lambda x: (x * valid).sum(1) / n  # noqa: E731
-    lift = lambda z: ((z - foot_floor).clamp(min=0.0).mean(-1) * samples).sum(1) / n_samples  # noqa: E731
+    lift = lambda z, floor: ((z - floor).clamp(min=0.0).mean(-1) * samples).sum(1) / n_samples  # noqa: E731
 
     def local(pos, h0):         # displacement over the window, in the heading frame at its start: (..., K, 2)
         d = pos[..., k, :2] - pos[..., k - w, :2]
@@ -231,7 +231,7 @@ def motion_errors(root_pos, root_quat, foot_z, length, ref_pos, ref_quat, ref_fo
         for name, err in errors.items():
             torch.minimum(best[name], err, out=best[name])
     rows = slice(slack, slack + t)
-    ref_lift = lift(ref_foot_z[rows][None].expand_as(foot_z))
+    ref_lift = lift(ref_foot_z[rows][None].expand_as(foot_z), foot_floor)
     hr = heading(ref_quat[rows])
     d_ref, turn_ref = local(ref_pos[rows], hr[k - w]), wrap(hr[k] - hr[k - w])
     return {
@@ -239,8 +239,18 @@ def motion_errors(root_pos, root_quat, foot_z, length, ref_pos, ref_quat, ref_fo
         "turning_error": best["turning"], "turning_amplitude": mean(turn_ref.abs()[None].expand(e, -1)),
         "feet_correlation": 1.0 - best["feet"],
         # (a reference whose feet stay down sets no lift to match)
-        "feet_lift_ratio": torch.where(ref_lift > 1e-3, lift(foot_z) / ref_lift.clamp(min=1e-3), 1.0),
+        "feet_lift_ratio": torch.where(ref_lift > 1e-3, lift(foot_z, rest_height(foot_z, samples)[:, None])
+                                       / ref_lift.clamp(min=1e-3), 1.0),
     }
+
+
+def rest_height(foot_z: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+    """(E, F) each foot's own resting height in each episode: the tenth percentile of its height over the valid
+    `samples` (E, T). A simulated foot rests a few millimetres lower than the reference's (the contact is soft), and a
+    step of a few centimetres measured from the reference's floor would lose that much."""
+    z = torch.where(samples[..., None] > 0, foot_z, torch.full_like(foot_z, float("inf"))).sort(dim=1).values
+    k = ((samples.sum(1) - 1).clamp(min=0) * 0.1).long()                          # (E,)
+    return z.gather(1, k[:, None, None].expand(-1, 1, z.shape[-1]))[:, 0]
 
 
 def profile_errors(root_pos, root_quat, foot_z, length, ref_pos, ref_quat, ref_foot_z, slack: int,
@@ -254,7 +264,7 @@ def profile_errors(root_pos, root_quat, foot_z, length, ref_pos, ref_quat, ref_f
     samples = (torch.arange(t, device=dev)[None, :] < length[:, None]).to(dt_)
     n = samples.sum(1).clamp(min=1.0)
     mean = lambda x: (x * samples).sum(1) / n  # noqa: E731
-    lift = lambda z: ((z - foot_floor).clamp(min=0.0).mean(-1) * samples).sum(1) / n  # noqa: E731
+    lift = lambda z, floor: ((z - floor).clamp(min=0.0).mean(-1) * samples).sum(1) / n  # noqa: E731
     rel = quat_mul(quat_conj(root_quat[:, :1]), root_quat)                       # attitude from the start
     best = {name: torch.full((e,), float("inf"), dtype=dt_, device=dev) for name in ("height", "attitude", "feet")}
     for lag in range(-slack, slack + 1):
@@ -269,13 +279,14 @@ def profile_errors(root_pos, root_quat, foot_z, length, ref_pos, ref_quat, ref_f
     rows = slice(slack, slack + t)
     rq = ref_quat[rows]
     ref_rel = quat_mul(quat_conj(rq[:1]).expand_as(rq), rq)
-    ref_lift = lift(ref_foot_z[rows][None].expand_as(foot_z))
+    ref_lift = lift(ref_foot_z[rows][None].expand_as(foot_z), foot_floor)
     ones = torch.ones(e, 1, dtype=dt_, device=dev)
     return {
         "height_error": best["height"], "height_amplitude": mean((ref_pos[rows, 2] - ref_pos[slack, 2]).abs()[None] * ones),
         "attitude_error": best["attitude"], "attitude_amplitude": mean(_angle(ref_rel)[None] * ones),
         "feet_correlation": 1.0 - best["feet"],
-        "feet_lift_ratio": torch.where(ref_lift > 1e-3, lift(foot_z) / ref_lift.clamp(min=1e-3), 1.0),
+        "feet_lift_ratio": torch.where(ref_lift > 1e-3, lift(foot_z, rest_height(foot_z, samples)[:, None])
+                                       / ref_lift.clamp(min=1e-3), 1.0),
     }
 
 
