@@ -115,8 +115,9 @@ HEADER = """# The motion zoo
 purpose (`motions/zoo/`) and motion_imitation clips (`motions/real/`, `motions/dog_*.txt`), each with the product's
 defaults (retargeting method, refinement, config chosen from the clip, 256 envs, at most {env_steps:.0f}M env steps,
 checkpoint evaluations on 100 randomized episodes every 50 iterations, early stop at >= 95% held over 0.5M env steps).
-Made by `python scripts/zoo.py --markdown docs/results/zoo.md` (two learn runs at a time on a 2-core CPU, so the wall
-times are those of a shared machine).
+Made by `.venv/bin/python scripts/zoo.py MOTION ... --jobs 2 --refine-jobs 1 --markdown docs/results/zoo.md` with the
+motions of the table (without MOTION: every motion of motions/zoo/ and motions/real/ and the two shipped gait clips);
+two learn runs at a time on a 2-core CPU, with other work beside them, so the wall times are those of a busy machine.
 
 Columns: refinement (motions that end): its verdict (refused: trained on the retargeted clip); standing robot: whether
 a robot that holds the clip's first frame for an evaluation episode passes the success rule (it must fail, or the
