@@ -44,7 +44,7 @@ from .start_sampler import StartSampler
 from .stats import EpisodeStats
 
 
-# What playback() switches and restores (the terminations: attributes named as their config keys).
+# What playback() switches and restores (terminations: the {name: limit} of those switched on).
 _PLAYBACK_ATTRS = ("terminations", "dr", "any_delay", "max_episode_length", "action_scale", "_residual_base")
 
 # Columns of the packed per-env state (see _allocate_buffers), in order.
@@ -322,7 +322,7 @@ class ImitationEnv(VecEnv):
             self.device)
         orientation_error = quat_error_angle(self.root_quat, ref.root_quat)
         state = self.state()
-        reasons = terminations.evaluate(state, ref, self.terminations) & ~fault[:, None]  # (n, terms)
+        reasons = terminations.evaluate(state, ref, self.terminations, orientation_error) & ~fault[:, None]
         terminated = reasons.any(-1)
         self.start_sampler.record(self.frame, terminated)
         time_out = (self.frame >= self.max_episode_length) & ~terminated & ~fault

@@ -24,8 +24,9 @@ def position(state: State, ref, limit: float) -> torch.Tensor:
     return torch.linalg.vector_norm(state.root_pos - ref.root_pos, dim=-1) > limit
 
 
-def orientation(state: State, ref, limit: float) -> torch.Tensor:
-    return quat_error_angle(state.root_quat, ref.root_quat) > limit
+def orientation(state: State, ref, limit: float, angle: torch.Tensor | None = None) -> torch.Tensor:
+    """The attitude error against the reference's (`angle`: already computed by the caller) above `limit`."""
+    return (quat_error_angle(state.root_quat, ref.root_quat) if angle is None else angle) > limit
 
 
 # name (as logged: Termination/<name>) -> (function, its key in the config's `termination` section)
@@ -42,8 +43,10 @@ def limits(termination_cfg: dict) -> dict[str, object]:
     return {name: termination_cfg[key] for name, (_, key) in TERMS.items() if termination_cfg[key] not in (None, False)}
 
 
-def evaluate(state: State, ref, active: dict[str, object]) -> torch.Tensor:
-    """(n, len(TERMS)) bool, columns in TERMS order; the terminations not in `active` never fire."""
+def evaluate(state: State, ref, active: dict[str, object], orientation_error: torch.Tensor | None = None) -> torch.Tensor:
+    """(n, len(TERMS)) bool, columns in TERMS order; the terminations not in `active` never fire.
+    `orientation_error`: the attitude error against `ref` when the caller has it (the env step logs it)."""
     off = torch.zeros_like(state.foot_contact[:, 0])
-    return torch.stack([fn(state, ref, active[name]) if name in active else off
+    known = {"orientation": {"angle": orientation_error}} if orientation_error is not None else {}
+    return torch.stack([fn(state, ref, active[name], **known.get(name, {})) if name in active else off
                         for name, (fn, _) in TERMS.items()], dim=-1)
