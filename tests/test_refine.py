@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -107,12 +108,19 @@ class QuadraticRollouts:
     """A stand-in for the batched scene: cost = |params - target|^2 over the scored knots; candidates whose
     sixth value is above `blow_up` "fault" (their cost is +inf, as a physics fault's)."""
 
+    env = SimpleNamespace(dr_on=False)
+    pool_size = 1 << 30
+
     def __init__(self, knots, target, blow_up=0.2):
         self.knots, self.target, self.blow_up = knots, target, blow_up
         self.num_envs = 16
         self.weights = np.ones(len(TERMS))
+        self.prepared = []
 
-    def __call__(self, params, last_frame):
+    def prepare(self, params, first_frame, draws):
+        self.prepared.append(first_frame)
+
+    def __call__(self, params, last_frame, physics=None, prefix=None):
         last_knot = int(np.searchsorted(self.knots.times, last_frame * self.knots.dt, side="right"))
         d = (params - self.target)[:, : last_knot * self.knots.per_knot]
         terms = np.zeros((len(params), len(TERMS)))
@@ -149,6 +157,9 @@ def test_search_lowers_the_cost_counts_faults_and_is_deterministic(tmp_path):
     assert end < 0.1 * start
     assert state.candidates == 16 * (30 * 3 + 10)                    # 3 windows of 30 generations, polish 10
     assert state.faulted > 0                                           # some candidates blew up; the search went on
+    # Windows 2 and 3 start from shared states, simulated once up to the frame after their first knot's
+    # predecessor (knots at 0.2 s and 0.4 s, 0.1 s apart, 0.02 s frames); window 1 and the polish from t = 0.
+    assert roll.prepared == [6, 16]
     again, _, _ = _run(tmp_path, seed=3, name="again")
     np.testing.assert_array_equal(again.best, state.best)
     other, _, _ = _run(tmp_path, seed=4, name="other")
@@ -406,6 +417,43 @@ def test_robust_copies_run_the_nominal_robot_and_randomized_ones(env, hop_clip_p
     assert np.abs(copies[0, 1:] - copies[0, 0]).max() > 1e-3
     np.testing.assert_allclose(total4, copies.mean(1), rtol=1e-6)
     np.testing.assert_allclose(again, total4, rtol=1e-6)             # the same draws: the same costs
+
+
+@pytest.mark.genesis
+def test_candidates_continue_from_shared_start_states_as_from_t0(env, hop_clip_path):
+    from imitation.config import NOMINAL_DR, defaults
+    from imitation.refine.cost import Cost
+    from imitation.refine.knots import Knots
+    from imitation.refine.search import Rollouts, physics_draws
+
+    robot = env.robot_desc
+    settings = defaults()["refine"]
+    knots = Knots(env.ref.num_frames, env.dt, 0.2, True, robot, env.device)
+    limits = (robot.lower, robot.upper, robot.effort)
+    ranges = {**defaults()["domain_randomization"], "action_latency_probability": 0.5}
+    window = (2, knots.num_knots)
+    first = knots.first_frame(window)
+    assert first == int(round(knots.times[1] / env.dt)) + 1
+    rng = np.random.default_rng(0)
+    sl = knots.value_slice(window)
+    params = np.tile(rng.normal(0.0, 0.1, knots.size), (2, 1))      # the incumbent, and a candidate that
+    params[1, sl] += rng.normal(0.0, 0.2, sl.stop - sl.start)       # differs from it in the window's knots
+    base = env.ref.joints_ahead(1)
+    with env.playback(env.ref.last, dr_ranges=NOMINAL_DR, latency=False, residual_base=base, action_scale=1.0):
+        robust = Rollouts(env, knots, Cost(env.ref, settings["costs"], 0.03, limits, env.num_envs, env.device),
+                          copies=4, ranges=ranges)
+        assert robust.pool_size == 2                                    # 8 envs: the nominal robot + 2 x 3 copies
+        draws = physics_draws(robust, 7, 0, 1, 2)
+        assert any(d[1].any() for d in draws) and not np.allclose(draws[0][0], draws[1][0])
+        _, from_zero = robust(params, env.ref.last, physics=draws[1])
+        copies_from_zero = robust.copy_totals
+        robust.prepare(params[0], first, draws)
+        _, continued = robust(params, env.ref.last, physics=draws[1], prefix=1)
+    # The same costs, robot by robot, as the rollouts from t = 0 with the same physics: the candidates' shared
+    # start is the state they all reach at `first`.
+    np.testing.assert_allclose(robust.copy_totals, copies_from_zero, rtol=2e-3)
+    np.testing.assert_allclose(continued, from_zero, rtol=2e-3)
+    assert abs(from_zero[1] - from_zero[0]) > 1e-3                     # the two candidates differ
 
 
 # ----------------------------------------------------------------------------- the repository's cached refinements

@@ -60,6 +60,9 @@ def _span(first: str, last: str | None = None) -> slice:
 
 
 _RAW = _span("root_pos", "dof_vel")   # the columns read from Genesis; the others are derived from them
+# The env's own per-env buffers that `snapshot` saves beside the simulator's state.
+_SNAPSHOT_BUFFERS = ("_state_buf", "foot_contact", "pd_target", "actions", "last_actions", "init_quat", "frame",
+                     "episode_length_buf", "episode_sums")
 
 
 class ImitationEnv(VecEnv):
@@ -426,6 +429,24 @@ class ImitationEnv(VecEnv):
         """Reset the envs in `mask` (n,) bool, at clip `frames` (n,) if given (with domain randomization: new physics
         for all of them if `redraw_physics`, else they keep theirs); returns the observations."""
         self._reset(mask, frames, redraw_physics)
+        self.obs = self._observations()
+        return self.obs
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """Every env's state as an open-loop continuation needs it (the simulator's joint positions and
+        velocities, the state read from them, the PD target and actions, the clip frame and episode step), for
+        `restore`. Episode statistics and the start sampler are not part of it."""
+        return {"qpos": self.robot.get_qpos().clone(), "qvel": self.robot.get_dofs_velocity().clone(),
+                **{name: getattr(self, name).clone() for name in _SNAPSHOT_BUFFERS}}
+
+    def restore(self, snapshot: dict[str, torch.Tensor], rows: torch.Tensor) -> TensorDict:
+        """Put every env i in the state of env `rows[i]` of `snapshot` (physics parameters stay as set);
+        returns the observations. Stepping on continues that env's rollout."""
+        rows = rows.to(self.device).long()
+        self.robot.set_dofs_velocity(snapshot["qvel"][rows], skip_forward=True)
+        self.robot.set_qpos(snapshot["qpos"][rows], zero_velocity=False)
+        for name in _SNAPSHOT_BUFFERS:
+            getattr(self, name).copy_(snapshot[name][rows])
         self.obs = self._observations()
         return self.obs
 

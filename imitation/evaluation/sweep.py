@@ -20,9 +20,14 @@ import math
 import signal
 from pathlib import Path
 
+import numpy as np
+
 from retarget.errors import InputError
 
 from .. import runs
+from ..env.success import CRITERIA_END, CRITERIA_LOOP, CRITERIA_MOTION, CRITERIA_PROFILE
+
+CRITERIA = tuple(dict.fromkeys(CRITERIA_END + CRITERIA_LOOP + CRITERIA_MOTION + CRITERIA_PROFILE))
 
 # Summary metrics kept per checkpoint (imitation.analysis.metrics.summarize keys).
 CURVE_KEYS = ("success_rate", "success_ci_low", "success_ci_high", "pitch_rotation_deg_mean", "apex_height_mean",
@@ -85,12 +90,16 @@ class _Plan:
         row = {"iteration": n, "env_steps": n * self.per_it, "episodes": self.episodes,
                "successes": int(res.metrics["success"].sum())}
         row.update({k: _finite(s.get(k)) for k in CURVE_KEYS})
+        # episodes failing each criterion of the success rule (imitation.env.success), the most failed first
+        failed = {c: int((~np.asarray(res.metrics[c], bool)).sum()) for c in CRITERIA if c in res.metrics}
+        row["failed"] = dict(sorted(((c, k) for c, k in failed.items() if k), key=lambda ck: -ck[1]))
         self.done[n] = row
         if write:
             self.write()
+        fails = ", ".join(f"{c} {k}" for c, k in row["failed"].items()) or "none"
         log(f"  {self.run_dir.name} it {n:5d} ({n * self.per_it / 1e6:5.2f}M env steps): success "
-            f"{row['successes']:3d}/{self.episodes}, pitch {row['pitch_rotation_deg_mean']:.0f} deg, "
-            f"joint RMSE {row['joint_rmse_mean']:.3f} rad")
+            f"{row['successes']:3d}/{self.episodes} (failing: {fails}), pitch {row['pitch_rotation_deg_mean']:.0f} "
+            f"deg, joint RMSE {row['joint_rmse_mean']:.3f} rad")
 
     def evaluate_here(self, env, rebuild: bool, write: bool, log):
         """Evaluate the pending checkpoints in this process, starting with `env`; returns the env last used."""

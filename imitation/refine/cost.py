@@ -62,6 +62,17 @@ class Cost:
         self.frames = 0
         self.faulted = torch.zeros(self.n, dtype=torch.bool, device=self.device)
 
+    def snapshot(self) -> dict:
+        """The accumulated terms of every env, for `restore`."""
+        return {"sums": self.sums.clone(), "rotation": self.rotation.clone(), "prev_quat": self.prev_quat.clone(),
+                "faulted": self.faulted.clone(), "frames": self.frames}
+
+    def restore(self, snapshot: dict, rows: torch.Tensor) -> None:
+        """Continue env i's accumulation from env `rows[i]` of `snapshot` (rollouts restored at the same frame)."""
+        for name in ("sums", "rotation", "prev_quat", "faulted"):
+            setattr(self, name, snapshot[name][rows].clone())
+        self.frames = snapshot["frames"]
+
     def step(self, env, frame: int, faults: torch.Tensor) -> None:
         """Score every env's state after the step that reached `frame`; `faults` (n,) bool: physics failures."""
         r = self.ref.frame(torch.full((self.n,), frame, dtype=torch.long, device=self.device))

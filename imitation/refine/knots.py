@@ -106,6 +106,12 @@ class Knots:
         """The parameter-vector entries of a window's knots."""
         return slice(window[0] * self.per_knot, window[1] * self.per_knot)
 
+    def first_frame(self, window: tuple[int, int]) -> int:
+        """The first frame whose offset a window's knots change (with linear interpolation: the frame after the
+        knot before the window's first): candidates of the window share every step before it."""
+        touched = (self.weights[:, window[0]:window[1]] > 0).any(-1).nonzero()
+        return int(touched[0]) if len(touched) else self.num_frames - 1
+
     def last_frame(self, window: tuple[int, int], dt: float, horizon_s: float, num_frames: int) -> int:
         """The last frame a window's candidates are scored on: its last knot plus the horizon."""
         t = self.times[window[1] - 1] + horizon_s

@@ -3,9 +3,12 @@ time, every generation's candidates simulated side by side as the envs of one Ge
 
 Each window starts from the best offsets found so far (the incumbent is injected as a candidate, so a window
 never ends worse than it began), its candidates differ only in the window's knots, and they are scored from
-t = 0 up to the window's horizon. After the windows, an optional polish searches all knots together on the
-whole clip. pycma's own random state and ours are saved with every checkpoint, so a resumed search continues
-exactly where it stopped and a search is deterministic for a given seed.
+t = 0 up to the window's horizon: every generation's candidates continue from states simulated once up to the
+frame where the window's knots begin to act (`Rollouts.prepare`), which spares the steps they would all take
+alike. After the windows, an optional polish searches all knots together on the whole clip. pycma's random
+state is saved with every checkpoint and the robust copies' physics is drawn from a stream of its own per stage
+(`physics_draws`), so a resumed search continues exactly where it stopped and a search is deterministic for a
+given seed.
 """
 
 from __future__ import annotations
@@ -82,18 +85,63 @@ class Rollouts:
 
     def _set_physics(self, draw: np.ndarray, delayed: np.ndarray) -> None:
         """Every env's physics from its copy's (envs are candidate-major: env = candidate * copies + copy)."""
-        env, c = self.env, self.copies
-        per_env = torch.as_tensor(np.tile(draw, (env.num_envs // c + 1, 1))[:env.num_envs], dtype=torch.float32,
-                                  device=env.device)
+        reps = self.env.num_envs // self.copies + 1
+        self._apply_physics(np.tile(draw, (reps, 1)), np.tile(delayed, reps))
+
+    def _apply_physics(self, per_env: np.ndarray, delayed: np.ndarray) -> None:
+        """Env i's friction ratio, added mass, kp and kd scales from row i of `per_env` (>= num_envs rows, 4),
+        its action latency from `delayed`."""
+        env = self.env
+        per_env = torch.as_tensor(per_env[:env.num_envs], dtype=torch.float32, device=env.device)
         idx = torch.arange(env.num_envs, device=env.device)
         env.set_physics(idx, *(per_env[:, i:i + 1] for i in range(4)))
-        env.delayed.copy_(torch.as_tensor(np.tile(delayed, env.num_envs // c + 1)[:env.num_envs], device=env.device))
-        env.any_delay = bool(delayed.any())
+        env.delayed.copy_(torch.as_tensor(delayed[:env.num_envs], device=env.device))
+        env.any_delay = bool(delayed[:env.num_envs].any())
 
-    def __call__(self, params: np.ndarray, last_frame: int, rng=None, physics=None) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def pool_size(self) -> int:
+        """How many generations' physics draws one `prepare` can hold (envs: the nominal robot and every draw's
+        randomized copies)."""
+        return (self.env.num_envs - 1) // (self.copies - 1) if self.copies > 1 and self.env.dr_on else 1 << 30
+
+    def _prefix_row(self, draw_index: int) -> torch.Tensor:
+        """(num_envs,) the prepared state each env continues from: copy 0 the nominal robot's (row 0), copy i of
+        a candidate row 1 + draw_index * (copies - 1) + i - 1."""
+        copy = torch.arange(self.env.num_envs, device=self.env.device) % self.copies
+        return torch.where(copy == 0, 0, 1 + draw_index * (self.copies - 1) + copy - 1)
+
+    def prepare(self, params: np.ndarray, first_frame: int, draws: list) -> None:
+        """Simulate `params` (size,) up to `first_frame` on the nominal robot and on every randomized copy of each
+        physics draw of `draws` (from draw_physics; None entries without randomization) and keep the states:
+        a call with prefix=i then starts its envs there, with draws[i]'s physics, instead of at t = 0. Candidates
+        that differ from `params` only in knots that act from `first_frame` on are scored exactly as from t = 0:
+        a window's candidates share everything before its first knot's influence begins."""
+        env, c = self.env, self.copies
+        if len(draws) > self.pool_size:
+            raise ValueError(f"{len(draws)} physics draws do not fit the {env.num_envs} envs")
+        if env.dr_on:
+            per_env, delayed = np.tile([1.0, 0.0, 1.0, 1.0], (env.num_envs, 1)), np.zeros(env.num_envs, dtype=bool)
+            for j, (draw, late) in enumerate(d for d in draws if d is not None):
+                rows = slice(1 + j * (c - 1), 1 + (j + 1) * (c - 1))
+                per_env[rows], delayed[rows] = draw[1:], late[1:]
+            self._apply_physics(per_env, delayed)
+        offsets = self.knots.offsets(np.asarray(params)[None])[0]                            # (F, 12)
+
+        def score(k, dones):
+            if k == 0:
+                self.cost.reset(env.root_quat)
+            else:
+                self.cost.step(env, k, dones)
+
+        rollout(env, first_frame, offsets, score, redraw_physics=False)
+        self._prefix = (first_frame, env.snapshot(), self.cost.snapshot())
+
+    def __call__(self, params: np.ndarray, last_frame: int, rng=None, physics=None,
+                 prefix: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(terms (P, len(TERMS)) unweighted, total (P,), +inf for a physics fault) of `params` (P, size),
         P <= num_envs, scored on frames 1..last_frame; the copies' physics `physics` (from `draw_physics`), else
-        drawn from `rng` (default: numpy's global random state). The per-copy totals are kept in `copy_totals`
+        drawn from `rng` (default: numpy's global random state). `prefix` i: start from the states `prepare`
+        kept for its draw i (then `physics` must be that draw). The per-copy totals are kept in `copy_totals`
         (P, copies)."""
         env, c = self.env, self.copies
         p = len(params)
@@ -103,15 +151,21 @@ class Rollouts:
             offsets = torch.cat([offsets, offsets[:1].expand(env.num_envs - len(offsets), -1, -1)])
         if env.dr_on:  # an env built with randomization: set every copy's physics (copy 0: nominal)
             self._set_physics(*(physics or self.draw_physics(np.random if rng is None else rng)))
+        first, restore, cost_rows = 0, None, None
+        if prefix is not None:
+            first, snapshot, cost_snapshot = self._prefix
+            cost_rows = self._prefix_row(prefix)
+            restore = (snapshot, cost_rows)
 
         def score(k, dones):
             if k == 0:
-                self.cost.reset(env.root_quat)
+                self.cost.reset(env.root_quat) if restore is None else self.cost.restore(cost_snapshot, cost_rows)
             else:
-                self.cost.step(env, k, dones)
+                self.cost.step(env, first + k, dones)
 
         # Open-loop: step k takes every env's offsets of frame k - 1; the physics drawn above is kept.
-        rollout(env, last_frame, offsets.transpose(0, 1), score, redraw_physics=False)
+        rollout(env, last_frame - first, offsets[:, first:].transpose(0, 1), score, redraw_physics=False,
+                restore=restore)
         terms, total = self.cost.result(at_end=last_frame == env.ref.last)
         m = self.num_envs * c
         terms = terms[:m].reshape(self.num_envs, c, -1).mean(1)[:p]
@@ -154,15 +208,21 @@ def search(rollouts: Rollouts, settings: dict, seed: int, state: SearchState, ch
 
     knots, n = rollouts.knots, rollouts.num_envs
     plan = state.plan or stages(knots, settings)
-    total_work = sum(s["generations"] * s["last_frame"] for s in plan)
+    # A window's candidates differ only from its first influenced frame on: they start from states simulated
+    # once up to there (Rollouts.prepare) instead of at t = 0.
+    steps = lambda s: s["last_frame"] - knots.first_frame(s["knots"])  # noqa: E731
+    total_work = sum(s["generations"] * steps(s) for s in plan)
     t_start = time.time() - state.elapsed_s
     t_call = time.time()
-    work_done = lambda: sum(s["generations"] * s["last_frame"] for s in plan[:state.stage]) + \
-        state.generation * plan[min(state.stage, len(plan) - 1)]["last_frame"]  # noqa: E731
+    work_done = lambda: sum(s["generations"] * steps(s) for s in plan[:state.stage]) + \
+        state.generation * steps(plan[min(state.stage, len(plan) - 1)])  # noqa: E731
     work_at_call = work_done()
+    prepared = None
     while state.stage < len(plan):
         st = plan[state.stage]
         sl = knots.value_slice(st["knots"])
+        first = knots.first_frame(st["knots"])
+        draws = physics_draws(rollouts, seed, state.round, state.stage, st["generations"])
         if state.es is None:
             opts = {"popsize": n, "bounds": [-settings["bound"], settings["bound"]],
                     "seed": seed * 1000 + 100 * state.round + state.stage + 1,
@@ -175,6 +235,11 @@ def search(rollouts: Rollouts, settings: dict, seed: int, state: SearchState, ch
         es = state.es
         while state.generation < st["generations"]:
             t0 = time.time()
+            g, pool = state.generation, rollouts.pool_size
+            block = g - g % pool
+            if first > 0 and prepared != (state.round, state.stage, block):
+                rollouts.prepare(state.best, first, draws[block:block + pool])
+                prepared = (state.round, state.stage, block)
             # The incumbent runs as candidate 0 of every generation: it is replaced only by a candidate that beats
             # it on the same draws of randomized physics.
             es.inject([state.best[sl].copy()], force=True)
@@ -182,7 +247,8 @@ def search(rollouts: Rollouts, settings: dict, seed: int, state: SearchState, ch
             params = np.tile(state.best, (n, 1))
             params[:, sl] = x
             params[0] = state.best
-            terms, total = rollouts(params, st["last_frame"])
+            terms, total = rollouts(params, st["last_frame"], physics=draws[g],
+                                    prefix=g - block if first > 0 else None)
             faulted = ~np.isfinite(total)
             es.tell(list(x), np.where(faulted, FAULT_COST, total).tolist())
             state.candidates += n
@@ -218,9 +284,18 @@ def search(rollouts: Rollouts, settings: dict, seed: int, state: SearchState, ch
     return state
 
 
+def physics_draws(rollouts, seed: int, round_: int, stage: int, count: int) -> list:
+    """The robust copies' physics of the first `count` generations of a stage (None without randomization): a
+    random stream of their own, seeded by the search's seed, round and stage, so the draws are the same however
+    many are prepared at once, after a resume and with any number of processes."""
+    if not rollouts.env.dr_on:
+        return [None] * count
+    rng = np.random.RandomState([seed, round_, stage, 1])
+    return [rollouts.draw_physics(rng) for _ in range(count)]
+
+
 def _sample_from_global_random(es) -> None:
-    """pycma samples with numpy's global random state (its `seed` option seeds it) and the copies' physics draws
-    continue that stream. An unpickled strategy samples from a copy of the state it was saved with instead: point
+    """pycma samples with numpy's global random state (its `seed` option seeds it). An unpickled strategy samples from a copy of the state it was saved with instead: point
     it back, so that a resumed search draws what the uninterrupted one would."""
     es.opts["randn"] = np.random.randn
     if hasattr(es, "sm") and hasattr(es.sm, "randn"):

@@ -2,7 +2,7 @@
 
 The candidates of a generation are independent open-loop replays (no env acts on another). With N processes
 this one simulates the first share and N - 1 helper processes (spawned, one scene and one core each) the others.
-The physics of the robust copies is drawn here, once per call, and sent with the shares, so every candidate is
+The physics of the robust copies is drawn by the search (or here, once per call) and sent with the shares, so every candidate is
 scored exactly as it would be in one scene with all of them: the search does not depend on N.
 """
 
@@ -28,13 +28,30 @@ class ShardedRollouts:
         if num_candidates > share * (1 + len(helpers)) or share > local.num_envs:
             raise ValueError(f"{1 + len(helpers)} processes of {share} candidates cannot hold {num_candidates}")
 
-    def __call__(self, params: np.ndarray, last_frame: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def pool_size(self) -> int:
+        return self.local.pool_size          # every scene holds `share` candidates
+
+    def draw_physics(self, rng):
+        return self.local.draw_physics(rng)
+
+    def prepare(self, params: np.ndarray, first_frame: int, draws: list) -> None:
+        """Every process simulates the shared start states for its own scene (see Rollouts.prepare)."""
+        for helper in self.helpers:
+            helper.conn.send(("prepare", (params, first_frame, draws)))
+        self.local.prepare(params, first_frame, draws)
+        for helper in self.helpers:
+            helper.result()
+
+    def __call__(self, params: np.ndarray, last_frame: int, rng=None, physics=None,
+                 prefix: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         local = self.local
-        physics = local.draw_physics(np.random if rng is None else rng) if local.env.dr_on else None
+        if physics is None and local.env.dr_on:
+            physics = local.draw_physics(np.random if rng is None else rng)
         shares = [params[i:i + self.share] for i in range(0, len(params), self.share)]
         for helper, share in zip(self.helpers, shares[1:]):
-            helper.conn.send((share, last_frame, physics))
-        parts = [(*local(shares[0], last_frame, physics=physics), local.copy_totals)]
+            helper.conn.send(("score", (share, last_frame, physics, prefix)))
+        parts = [(*local(shares[0], last_frame, physics=physics, prefix=prefix), local.copy_totals)]
         parts += [helper.result() for helper in self.helpers[:len(shares) - 1]]
         self.copy_totals = np.concatenate([p[2] for p in parts])
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -73,7 +90,8 @@ class Helper:
 
 
 def _serve(conn, build, spec: dict) -> None:
-    """A helper: build, say ready, then score shares until told to stop (None) or the parent is gone."""
+    """A helper: build, say ready, then prepare start states and score shares until told to stop (None) or the
+    parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is for the parent, which stops after a generation
     try:
         rollouts, serving = build(**spec)
@@ -86,9 +104,14 @@ def _serve(conn, build, spec: dict) -> None:
                     return
                 if msg is None:
                     return
-                share, last_frame, physics = msg
-                terms, total = rollouts(share, last_frame, physics=physics)
-                conn.send(("ok", (terms, total, rollouts.copy_totals)))
+                kind, args = msg
+                if kind == "prepare":
+                    rollouts.prepare(*args)
+                    conn.send(("ok", None))
+                else:
+                    share, last_frame, physics, prefix = args
+                    terms, total = rollouts(share, last_frame, physics=physics, prefix=prefix)
+                    conn.send(("ok", (terms, total, rollouts.copy_totals)))
     except Exception as e:  # noqa: BLE001 - reported to the parent, which raises it
         try:
             conn.send(("error", f"{type(e).__name__}: {e}"))
