@@ -387,25 +387,30 @@ def test_an_infeasible_refinement_writes_nothing(env, hop_clip_path, env_config_
     assert not out.exists()
 
 
-@pytest.mark.genesis
-def test_robust_copies_run_the_nominal_robot_and_randomized_ones(env, hop_clip_path):
+def _rollouts(env, knot_dt: float, copies: int):
+    """(Rollouts of `copies` robots per candidate on the session's scene, its knots, the playback it needs)."""
     from imitation.config import NOMINAL_DR, defaults
     from imitation.refine.cost import Cost
     from imitation.refine.knots import Knots
     from imitation.refine.search import Rollouts
 
     robot = env.robot_desc
-    settings = defaults()["refine"]
-    knots = Knots(env.ref.num_frames, env.dt, 0.5, True, robot, env.device)
-    limits = (robot.lower, robot.upper, robot.effort)
+    knots = Knots(env.ref.num_frames, env.dt, knot_dt, True, robot, env.device)
+    cost = Cost(env.ref, defaults()["refine"]["costs"], 0.03, (robot.lower, robot.upper, robot.effort),
+                env.num_envs, env.device)
     ranges = {**defaults()["domain_randomization"], "action_latency_probability": 0.5}
-    base = env.ref.joints_ahead(1)
+    mode = env.playback(env.ref.last, dr_ranges=NOMINAL_DR, latency=False, residual_base=env.ref.joints_ahead(1),
+                        action_scale=1.0)
+    return Rollouts(env, knots, cost, copies=copies, ranges=ranges if copies > 1 else None), knots, mode
+
+
+@pytest.mark.genesis
+def test_robust_copies_run_the_nominal_robot_and_randomized_ones(env):
+    nominal, knots, mode = _rollouts(env, 0.5, 1)
+    robust, _, _ = _rollouts(env, 0.5, 4)
     params = np.zeros((2, knots.size))
-    with env.playback(env.ref.last, dr_ranges=NOMINAL_DR, latency=False, residual_base=base, action_scale=1.0):
-        nominal = Rollouts(env, knots, Cost(env.ref, settings["costs"], 0.03, limits, env.num_envs, env.device))
+    with mode:
         _, total1 = nominal(params, env.ref.last)
-        robust = Rollouts(env, knots, Cost(env.ref, settings["costs"], 0.03, limits, env.num_envs, env.device),
-                          copies=4, ranges=ranges)
         assert robust.num_envs == 2                                     # 8 envs = 2 candidates x 4 robots
         _, total4 = robust(params, env.ref.last, rng=np.random.RandomState(0))
         copies = robust.copy_totals
@@ -420,17 +425,10 @@ def test_robust_copies_run_the_nominal_robot_and_randomized_ones(env, hop_clip_p
 
 
 @pytest.mark.genesis
-def test_candidates_continue_from_shared_start_states_as_from_t0(env, hop_clip_path):
-    from imitation.config import NOMINAL_DR, defaults
-    from imitation.refine.cost import Cost
-    from imitation.refine.knots import Knots
-    from imitation.refine.search import Rollouts, physics_draws
+def test_candidates_continue_from_shared_start_states_as_from_t0(env):
+    from imitation.refine.search import physics_draws
 
-    robot = env.robot_desc
-    settings = defaults()["refine"]
-    knots = Knots(env.ref.num_frames, env.dt, 0.2, True, robot, env.device)
-    limits = (robot.lower, robot.upper, robot.effort)
-    ranges = {**defaults()["domain_randomization"], "action_latency_probability": 0.5}
+    robust, knots, mode = _rollouts(env, 0.2, 4)
     window = (2, knots.num_knots)
     first = knots.first_frame(window)
     assert first == int(round(knots.times[1] / env.dt)) + 1
@@ -438,10 +436,7 @@ def test_candidates_continue_from_shared_start_states_as_from_t0(env, hop_clip_p
     sl = knots.value_slice(window)
     params = np.tile(rng.normal(0.0, 0.1, knots.size), (2, 1))      # the incumbent, and a candidate that
     params[1, sl] += rng.normal(0.0, 0.2, sl.stop - sl.start)       # differs from it in the window's knots
-    base = env.ref.joints_ahead(1)
-    with env.playback(env.ref.last, dr_ranges=NOMINAL_DR, latency=False, residual_base=base, action_scale=1.0):
-        robust = Rollouts(env, knots, Cost(env.ref, settings["costs"], 0.03, limits, env.num_envs, env.device),
-                          copies=4, ranges=ranges)
+    with mode:
         assert robust.pool_size == 2                                    # 8 envs: the nominal robot + 2 x 3 copies
         draws = physics_draws(robust, 7, 0, 1, 2)
         assert any(d[1].any() for d in draws) and not np.allclose(draws[0][0], draws[1][0])

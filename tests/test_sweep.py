@@ -76,6 +76,13 @@ def test_sweep_of_a_tiny_run_agrees_with_eval(env, env_config_path, tmp_path):
         assert r["successes"] == int(res.metrics["success"].sum())
         assert r["joint_rmse_mean"] == pytest.approx(res.summary["joint_rmse_mean"], abs=1e-9)
         assert r["pitch_rotation_deg_mean"] == pytest.approx(res.summary["pitch_rotation_deg_mean"], abs=1e-9)
+        # the episodes failing each criterion: an episode fails when it fails at least one
+        failing = np.zeros(8, bool)
+        for c, k in r["failed"].items():
+            misses = ~res.metrics[f"passes_{c}"]
+            assert k == int(misses.sum()) > 0
+            failing |= misses
+        assert int(failing.sum()) == 8 - r["successes"]
     assert read_curve(run, randomize=False) == rows and read_curve(run) == []
     # A second sweep keeps the rows it already has (a sweep can follow a running training): a marked row survives.
     marked = json.loads((run / "eval_curve_nominal.json").read_text())

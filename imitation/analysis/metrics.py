@@ -305,10 +305,13 @@ def episode_metrics(traj: Trajectory, ref=None, tolerances: dict | None = None, 
     low = _last(traj.foot_pos[..., 2], n) < tol["feet_down_height_m"]
     out["feet_down_at_end"] = ((traj.foot_contact & recent[..., None]).any(axis=1) | low).all(axis=-1)
     if ref is not None or reference is not None:
-        from ..env.success import trajectory_verdicts
+        from ..env.success import CRITERIA, trajectory_verdicts
 
         verdicts = trajectory_verdicts(traj, reference if reference is not None else ref, tolerances)
         out["success"] = verdicts["success"]
+        for key in CRITERIA:  # each criterion of the rule, to tell what an episode failed on
+            if key in verdicts:
+                out[f"passes_{key}"] = verdicts[key]
         for key in ("forward_speed", "ref_forward_speed", "lateral_speed", "yaw_rate_deg_s", "ref_yaw_rate_deg_s",
                     "path_error", "path_amplitude", "turning_error", "turning_amplitude", "feet_correlation",
                     "feet_lift_ratio", "height_error", "height_amplitude", "attitude_error", "attitude_amplitude"):

@@ -62,6 +62,7 @@ CRITERIA_END = ("rotation", "upright", "height", "position", "heading", "feet", 
 CRITERIA_LOOP = ("no_fall", "speed", "yaw_rate")
 CRITERIA_MOTION = ("path", "turning", "feet")   # loops, judged on recorded episodes
 CRITERIA_PROFILE = ("profile", "feet_motion")        # motions that end, judged on recorded episodes
+CRITERIA = tuple(dict.fromkeys(CRITERIA_END + CRITERIA_LOOP + CRITERIA_MOTION + CRITERIA_PROFILE))
 
 
 @dataclass

@@ -25,9 +25,7 @@ import numpy as np
 from retarget.errors import InputError
 
 from .. import runs
-from ..env.success import CRITERIA_END, CRITERIA_LOOP, CRITERIA_MOTION, CRITERIA_PROFILE
-
-CRITERIA = tuple(dict.fromkeys(CRITERIA_END + CRITERIA_LOOP + CRITERIA_MOTION + CRITERIA_PROFILE))
+from ..env.success import CRITERIA
 
 # Summary metrics kept per checkpoint (imitation.analysis.metrics.summarize keys).
 CURVE_KEYS = ("success_rate", "success_ci_low", "success_ci_high", "pitch_rotation_deg_mean", "apex_height_mean",
@@ -91,7 +89,8 @@ class _Plan:
                "successes": int(res.metrics["success"].sum())}
         row.update({k: _finite(s.get(k)) for k in CURVE_KEYS})
         # episodes failing each criterion of the success rule (imitation.env.success), the most failed first
-        failed = {c: int((~np.asarray(res.metrics[c], bool)).sum()) for c in CRITERIA if c in res.metrics}
+        failed = {c: int((~np.asarray(res.metrics[f"passes_{c}"], bool)).sum()) for c in CRITERIA
+                  if f"passes_{c}" in res.metrics}
         row["failed"] = dict(sorted(((c, k) for c, k in failed.items() if k), key=lambda ck: -ck[1]))
         self.done[n] = row
         if write:

@@ -53,6 +53,25 @@ class Display:
             self.current = self.current.split(" | ")[0] + " | " + text.strip()[:100]
             self._draw()
 
+    def board(self, header: str, rows: list[str]) -> None:
+        """Several jobs at once: a header (e.g. done / total and an ETA) and a line per running job, redrawn in
+        place on a terminal, else printed at most once every `every_s`."""
+        if self.live is not None:
+            self.current = "\n  ".join([header, *rows])
+            self._draw()
+        elif time.time() - self._last_plain >= self.every_s:
+            self._last_plain = time.time()
+            for line in (header, *rows):
+                print(f"[{eta_text(time.time() - self.t0)}] {self.title} {line}", file=self.stream, flush=True)
+
+    def log(self, text: str) -> None:
+        """A line that stays (a job started or finished)."""
+        if self.live is None:
+            print(f"[{eta_text(time.time() - self.t0)}] {self.title} {text}", file=self.stream, flush=True)
+        else:
+            self.lines.append(text)
+            self._draw()
+
     def training(self, name: str, progress: list[dict], iterations: int, rows: list[dict]) -> None:
         it = progress[-1]["iteration"] if progress else 0
         rate = None

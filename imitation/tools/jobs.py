@@ -25,10 +25,12 @@ class Job:
 
 
 def run_jobs(jobs: list[Job], parallel: int, *, started: Callable[[Job], None] | None = None,
-             finished: Callable[[Job, int, float], None] | None = None, poll_s: float = 0.5) -> dict[str, int]:
+             finished: Callable[[Job, int, float], None] | None = None, poll_s: float = 0.5,
+             tick: Callable[[list[tuple[Job, float]]], None] | None = None) -> dict[str, int]:
     """Run every job, `parallel` at a time, in order; returns {name: exit code}. `started(job)` and
-    `finished(job, exit code, seconds)` report progress (an exception raised by `finished` stops the rest). On any
-    exception, Ctrl-C included, the running children are terminated (they save and exit the way Ctrl-C does)."""
+    `finished(job, exit code, seconds)` report progress (an exception raised by `finished` stops the rest);
+    `tick` gets the running jobs with their seconds so far after every poll. On any exception, Ctrl-C included, the
+    running children are terminated (they save and exit the way Ctrl-C does)."""
     queue, running, codes = list(jobs), [], {}
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     try:
@@ -51,6 +53,8 @@ def run_jobs(jobs: list[Job], parallel: int, *, started: Callable[[Job], None] |
                 codes[job.name] = proc.returncode
                 if finished:
                     finished(job, proc.returncode, time.time() - t0)
+            if tick:
+                tick([(job, time.time() - t0) for job, _, _, t0 in running])
     finally:
         for _, proc, log, _ in running:
             if proc.poll() is None:
@@ -62,3 +66,14 @@ def run_jobs(jobs: list[Job], parallel: int, *, started: Callable[[Job], None] |
                 proc.kill()
             log.close()
     return codes
+
+
+def last_line(path: Path, max_bytes: int = 4096) -> str:
+    """The last non-empty line of a job's log (what it is doing now), or ""."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - max_bytes))
+            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").replace("\r", "\n").splitlines()]
+    except OSError:
+        return ""
+    return next((ln for ln in reversed(lines) if ln), "")

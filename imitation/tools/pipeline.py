@@ -144,15 +144,34 @@ def pipeline(out: str | Path, *, skills=None, jobs: int = 2, episodes: int = 100
 
 
 def _run_parallel(chosen, out: Path, jobs: int, episodes: int, video: bool, device: str) -> None:
-    """One `imitation pipeline --skills S --jobs 1` process per skill, `jobs` at a time; logs in <out>/logs/."""
-    from .jobs import Job, run_jobs
+    """One `imitation pipeline --skills S --jobs 1` process per skill, `jobs` at a time; logs in <out>/logs/. One
+    live display: skills done of all, an ETA, and what each running skill is doing (its log's last line)."""
+    from .display import Display, eta_text
+    from .jobs import Job, last_line, run_jobs
 
     todo = [Job(s.name, [sys.executable, "-m", "imitation.cli", "pipeline", "--out", str(out), "--skills", s.name,
                          "--jobs", "1", "--episodes", str(episodes), "--device", device, "--no-index",
                          *([] if video else ["--no-video"])], out / "logs" / f"{s.name}.log") for s in chosen]
-    codes = run_jobs(todo, jobs, started=lambda j: print(f"  {j.name}: started (log {j.log})", flush=True),
-                     finished=lambda j, rc, sec: print(f"  {j.name}: {'done' if rc == 0 else 'FAILED'} in {sec:.0f} s",
-                                                       flush=True))
+    shown, took = Display("main job"), []
+
+    def finished(job, rc, sec):
+        took.append(sec)
+        shown.log(f"{job.name}: {'done' if rc == 0 else 'FAILED'} in {sec:.0f} s (log {job.log})")
+
+    def tick(running):
+        eta = None
+        if took:  # the skills left at the mean time of those done, shared out over the parallel slots
+            mean = sum(took) / len(took)
+            queued = len(todo) - len(took) - len(running)
+            eta = (queued * mean + sum(max(mean - sec, 0.0) for _, sec in running)) / max(1, jobs)
+        shown.board(f"{len(took)}/{len(todo)} skills done, ETA {eta_text(eta)}",
+                    [f"{job.name} ({sec:.0f} s): {last_line(job.log)[:100]}" for job, sec in running])
+
+    try:
+        codes = run_jobs(todo, jobs, started=lambda j: shown.log(f"{j.name}: started (log {j.log})"),
+                         finished=finished, tick=tick)
+    finally:
+        shown.close()
     failed = [name for name, rc in codes.items() if rc != 0]
     if failed:
         tail = (out / "logs" / f"{failed[0]}.log").read_text().strip().splitlines()[-1:]
