@@ -39,3 +39,15 @@ def test_the_board_prints_its_lines_once_per_interval_off_a_terminal():
     lines = out.getvalue().splitlines()
     assert len(lines) == 3
     assert lines[0].endswith("main job jump: started") and lines[2].endswith("main job jump (3 s): evaluating")
+
+
+def test_the_training_line_names_what_the_last_evaluation_failed_on():
+    out = io.StringIO()
+    d = Display("learn", stream=out, every_s=0.0)
+    progress = [{"iteration": 50, "env_steps": 307200, "wall_time": 40.0},
+                {"iteration": 100, "env_steps": 614400, "wall_time": 80.0}]
+    rows = [{"iteration": 51, "success_rate": 0.59, "failed": {"feet": 33, "path": 8}}]
+    d.training("train_s1", progress, 489, rows)
+    line = out.getvalue().strip()
+    assert "it 100/489 (0.61M env steps), 0.80 s/it, ETA 0:05:11" in line
+    assert line.endswith("randomized success at it 51: 59% (failing: feet 33, path 8)")

@@ -82,7 +82,9 @@ class Display:
         last = rows[-1] if rows else None
         text = (f"it {it}/{iterations}" + (f" ({progress[-1]['env_steps'] / 1e6:.2f}M env steps)" if progress else "")
                 + (f", {rate:.2f} s/it, ETA {eta_text(rate * (iterations - it))}" if rate else "")
-                + (f" | randomized success at it {last['iteration']}: {last['success_rate']:.0%}" if last else ""))
+                + (f" | randomized success at it {last['iteration']}: {last['success_rate']:.0%}" if last else "")
+                + (" (failing: " + ", ".join(f"{c} {k}" for c, k in list(last["failed"].items())[:3]) + ")"
+                   if last and last.get("failed") else ""))
         if self.live is not None:
             self.current = f"{name}: {text}"
             self._draw()
