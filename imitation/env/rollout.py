@@ -1,10 +1,11 @@
 """The one rollout loop, shared by every stage that runs episodes in the env: evaluation and checkpoint sweeps,
 videos, physics recordings and the refinement's candidates.
 
-`rollout` resets every env at a clip frame (0 unless given), or restores a saved state to continue from, then steps all of them `steps` times with a
-closed-loop policy, open-loop actions or zero actions. A hook is called after the reset and after every step: it
-records what its caller needs (a trajectory, a clip, a cost) and may end the rollout early. The loop runs in
-whatever mode the env is in; callers put the env in playback mode (`ImitationEnv.playback`) around it.
+`rollout` resets every env at a clip frame (0 unless given), or restores a saved state to continue from, then
+steps all of them `steps` times with a closed-loop policy, open-loop actions or zero actions. A hook is called
+after the reset and after every step: it records what its caller needs (a trajectory, a clip, a cost) and may end
+the rollout early. The loop runs in whatever mode the env is in; callers put the env in playback mode
+(`ImitationEnv.playback`) around it.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ def rollout(env, steps: int, policy=None, on_step: Callable | None = None, *, st
     `redraw_physics`: whether the reset draws new physics for an env built with domain randomization.
     """
     n, dev = env.num_envs, env.device
-    frames = torch.zeros(n, dtype=torch.long, device=dev) if start is None else start
     if restore is not None:
         obs = env.restore(*restore)
     else:
+        frames = torch.zeros(n, dtype=torch.long, device=dev) if start is None else start
         obs = env.reset_envs(torch.ones(n, dtype=torch.bool, device=dev), frames, redraw_physics=redraw_physics)
     if on_step is not None and on_step(0, None) is False:
         return 0

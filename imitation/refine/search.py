@@ -121,20 +121,29 @@ class Rollouts:
             raise ValueError(f"{len(draws)} physics draws do not fit the {env.num_envs} envs")
         if env.dr_on:
             per_env, delayed = np.tile([1.0, 0.0, 1.0, 1.0], (env.num_envs, 1)), np.zeros(env.num_envs, dtype=bool)
-            for j, (draw, late) in enumerate(d for d in draws if d is not None):
+            for j, (draw, late) in enumerate(draws):
                 rows = slice(1 + j * (c - 1), 1 + (j + 1) * (c - 1))
                 per_env[rows], delayed[rows] = draw[1:], late[1:]
             self._apply_physics(per_env, delayed)
-        offsets = self.knots.offsets(np.asarray(params)[None])[0]                            # (F, 12)
+        self._roll(self.knots.offsets(np.asarray(params)[None])[0], 0, first_frame)             # (F, 12)
+        self._prefix = (first_frame, env.snapshot(), self.cost.snapshot())
+
+    def _roll(self, offsets: torch.Tensor, first: int, last: int, start: tuple | None = None) -> None:
+        """Step every env open loop from frame `first` to `last`, step k taking row k - 1 of the frame-major
+        `offsets` ((F, 12) or (F, n, 12)), and score each step: from the reset at t = 0, or from `start` =
+        (env snapshot, cost snapshot, rows) taken at frame `first`."""
+        env = self.env
 
         def score(k, dones):
-            if k == 0:
+            if k > 0:
+                self.cost.step(env, first + k, dones)
+            elif start is None:
                 self.cost.reset(env.root_quat)
             else:
-                self.cost.step(env, k, dones)
+                self.cost.restore(start[1], start[2])
 
-        rollout(env, first_frame, offsets, score, redraw_physics=False)
-        self._prefix = (first_frame, env.snapshot(), self.cost.snapshot())
+        rollout(env, last - first, offsets[first:], score, redraw_physics=False,
+                restore=None if start is None else (start[0], start[2]))
 
     def __call__(self, params: np.ndarray, last_frame: int, rng=None, physics=None,
                  prefix: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -151,21 +160,12 @@ class Rollouts:
             offsets = torch.cat([offsets, offsets[:1].expand(env.num_envs - len(offsets), -1, -1)])
         if env.dr_on:  # an env built with randomization: set every copy's physics (copy 0: nominal)
             self._set_physics(*(physics or self.draw_physics(np.random if rng is None else rng)))
-        first, restore, cost_rows = 0, None, None
+        first, start = 0, None
         if prefix is not None:
             first, snapshot, cost_snapshot = self._prefix
-            cost_rows = self._prefix_row(prefix)
-            restore = (snapshot, cost_rows)
-
-        def score(k, dones):
-            if k == 0:
-                self.cost.reset(env.root_quat) if restore is None else self.cost.restore(cost_snapshot, cost_rows)
-            else:
-                self.cost.step(env, first + k, dones)
-
+            start = (snapshot, cost_snapshot, self._prefix_row(prefix))
         # Open-loop: step k takes every env's offsets of frame k - 1; the physics drawn above is kept.
-        rollout(env, last_frame - first, offsets[:, first:].transpose(0, 1), score, redraw_physics=False,
-                restore=restore)
+        self._roll(offsets.transpose(0, 1), first, last_frame, start)
         terms, total = self.cost.result(at_end=last_frame == env.ref.last)
         m = self.num_envs * c
         terms = terms[:m].reshape(self.num_envs, c, -1).mean(1)[:p]
@@ -295,8 +295,9 @@ def physics_draws(rollouts, seed: int, round_: int, stage: int, count: int) -> l
 
 
 def _sample_from_global_random(es) -> None:
-    """pycma samples with numpy's global random state (its `seed` option seeds it). An unpickled strategy samples from a copy of the state it was saved with instead: point
-    it back, so that a resumed search draws what the uninterrupted one would."""
+    """pycma samples with numpy's global random state (its `seed` option seeds it). An unpickled strategy samples
+    from a copy of the state it was saved with instead: point it back, so that a resumed search draws what the
+    uninterrupted one would."""
     es.opts["randn"] = np.random.randn
     if hasattr(es, "sm") and hasattr(es.sm, "randn"):
         es.sm.randn = np.random.randn

@@ -2,8 +2,8 @@
 
 The candidates of a generation are independent open-loop replays (no env acts on another). With N processes
 this one simulates the first share and N - 1 helper processes (spawned, one scene and one core each) the others.
-The physics of the robust copies is drawn by the search (or here, once per call) and sent with the shares, so every candidate is
-scored exactly as it would be in one scene with all of them: the search does not depend on N.
+The physics of the robust copies is drawn by the search (or here, once per call) and sent with the shares, so
+every candidate is scored exactly as it would be in one scene with all of them: the search does not depend on N.
 """
 
 from __future__ import annotations
