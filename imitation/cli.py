@@ -10,7 +10,6 @@ from pathlib import Path
 
 from retarget.errors import InputError
 from retarget.robot import PROJECT_ROOT
-# The shipped backflip policies the main job compares: imitation and reward-only, every seed.
 
 
 def _args_retarget(sub) -> None:

@@ -102,7 +102,7 @@ def test_both_engines_make_the_same_observation(env, stand_in):
         d.qpos[0:3], d.qpos[3:7], d.qpos[g.qpos_idx] = [0.0, 0.0, 0.6], quat, q
         d.qvel[0:6], d.qvel[g.dof_idx] = root_vel, joint_vel
         mujoco.mj_forward(m, d)
-        mujoco_obs = runner.observation(runner.read_state(g, m, d), frame, a, b)[0]
+        mujoco_obs = runner.observation([runner.read_state(g, m, d)], frame, a, b)[0]
     finally:
         env.reset_envs(torch.ones(n, dtype=torch.bool, device=env.device))
     assert genesis_obs.shape == mujoco_obs.shape == (60,)

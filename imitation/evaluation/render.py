@@ -11,8 +11,9 @@ written atomically (a temporary file beside the target, renamed when complete).
     imitation play runs/imitation_backflip/<run> -o rollout.mp4          # policy + reference ghost
     render_tracks([...tracks...], "both.mp4", dt)                        # any number of robots
 
-On a CPU (Mesa llvmpipe through EGL) the Go2's detailed visual meshes dominate the render time, nearly
-independent of resolution and shadows; the first render in a process compiles shaders (see docs/evaluation.md, Videos).
+On a CPU (Mesa llvmpipe through EGL) the robot's triangles dominate the render time, nearly independent of
+resolution and shadows, so videos show the robot with decimated visual meshes (imitation/evaluation/meshes.py);
+the first render in a process compiles shaders (see docs/evaluation.md, Videos).
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ from retarget.files import atomic_path
 
 from .. import runs
 from ..utils.quiet import filtered_stderr
+from .meshes import light_urdf
 
 # RGBA of the robots, in track order, unless a track names its own; None keeps the Go2's own look.
 POLICY_COLORS: tuple = (None, (1.0, 0.55, 0.15, 1.0), (0.35, 0.8, 0.35, 1.0), (0.8, 0.3, 0.8, 1.0))
 GHOST_COLOR = (0.45, 0.75, 1.0, 0.5)
+# A tenth of the Go2's visual triangles renders four times faster and looks the same at a video's scale.
+LIGHT_MESH_FRACTION = 0.1
 
 
 @dataclass
@@ -179,11 +183,13 @@ def render_tracks(
     frame_png_time: float | None = None,
     max_frames: int | None = None,
     verbose: bool = True,
+    mesh_fraction: float = LIGHT_MESH_FRACTION,
 ) -> RenderInfo:
     """Replay `tracks` (same time step `dt`) side by side and write a video (.mp4 or .gif) atomically.
 
     `speed` < 1 gives slow motion (the video's fps is speed / dt). `frame_png` also saves one frame
     (at `frame_png_time` seconds, default: the highest point of the first track) as a PNG.
+    `mesh_fraction`: the share of the visual meshes' triangles kept (1: the URDF's own meshes).
     Genesis must be initialized (gs.init).
     """
     import genesis as gs
@@ -200,7 +206,7 @@ def render_tracks(
     if max_frames is not None:
         n_frames = min(n_frames, max_frames)
     lay = layout(tracks, (w, h))
-    robot = load_robot()
+    urdf = light_urdf(load_robot().urdf_path, mesh_fraction) if mesh_fraction < 1.0 else load_robot().urdf_path
 
     t0 = time.time()
     scene = gs.Scene(
@@ -221,7 +227,7 @@ def render_tracks(
         if color is not None:
             surface = gs.surfaces.Default(color=tuple(color[:3]), opacity=float(color[3]) if len(color) > 3 else None)
         kw = {"surface": surface} if surface is not None else {}
-        entities.append(scene.add_entity(gs.morphs.URDF(file=str(robot.urdf_path)), material=gs.materials.Kinematic(), **kw))
+        entities.append(scene.add_entity(gs.morphs.URDF(file=str(urdf)), material=gs.materials.Kinematic(), **kw))
     cam = scene.add_camera(res=(w, h), pos=lay.cam_pos, lookat=lay.cam_lookat, fov=lay.fov)
     with filtered_stderr():  # kernel compilation notes
         scene.build()

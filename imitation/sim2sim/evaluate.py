@@ -44,6 +44,10 @@ def _apply(phys, overrides: dict):
     return replace(phys, **{k: np.full(12, v) if k in per_joint else v for k, v in overrides.items()})
 
 
+# Randomized episodes stepped side by side (MujocoRunner.run_episodes); a progress report after each batch.
+BATCH = 25
+
+
 def evaluate_mujoco(policy, *, episodes: int = 16, randomize: bool = False, variant: str = "nominal",
                     seed: int = 0, physics_hz: float | None = None, clip=None, progress=None,
                     overrides: dict | None = None):
@@ -68,10 +72,11 @@ def evaluate_mujoco(policy, *, episodes: int = 16, randomize: bool = False, vari
     rng = np.random.default_rng(seed)
     runs = []
     if randomize:
-        for i in range(episodes):
-            runs.append(runner.run_episode(_apply(draw_physics(runner.bundle, rng), overrides or {})))
+        draws = [_apply(draw_physics(runner.bundle, rng), overrides or {}) for _ in range(episodes)]
+        for i in range(0, episodes, BATCH):   # side by side: one policy call per control step for the batch
+            runs += runner.run_episodes(draws[i:i + BATCH])
             if progress is not None:
-                progress(i + 1, episodes)
+                progress(len(runs), episodes)
     else:
         # Fixed physics: MuJoCo is deterministic, so every episode would be this one.
         phys = _apply((realistic_physics if variant == "realistic" else nominal_physics)(runner.bundle, hz),

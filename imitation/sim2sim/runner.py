@@ -214,9 +214,13 @@ class MujocoRunner:
         if isinstance(dim, int) and dim != self.spec.size:
             raise InputError(f"{path}: takes {dim} observation values, the bundle's layout makes {self.spec.size}")
         name = inp.name
+        rows = inp.shape[0] if inp.shape and isinstance(inp.shape[0], int) else None  # a fixed batch size
 
         def run(obs: np.ndarray) -> np.ndarray:
-            return sess.run(None, {name: obs.astype(np.float32)})[0]
+            obs = obs.astype(np.float32)
+            if rows is None or rows == len(obs):
+                return sess.run(None, {name: obs})[0]
+            return np.concatenate([sess.run(None, {name: obs[i:i + rows]})[0] for i in range(0, len(obs), rows)])
 
         return run
 
@@ -253,14 +257,11 @@ class MujocoRunner:
         mujoco.mj_forward(m, d)
 
     def read_state(self, g: Go2Model, m: mujoco.MjModel, d: mujoco.MjData) -> dict:
-        """The robot's state as the observation and the judge read it (torch (1, ...) float32 tensors, and
-        numpy contact flags)."""
-        t = lambda a: torch.tensor(np.asarray(a, dtype=np.float64)[None], dtype=torch.float32)  # noqa: E731
-        quat = d.qpos[3:7] / np.linalg.norm(d.qpos[3:7])
-        state = {"root_pos": t(d.qpos[0:3]), "root_quat": t(quat), "root_ang_vel_b": t(d.qvel[3:6]),
-                 "dof_pos": t(d.qpos[g.qpos_idx]), "dof_vel": t(d.qvel[g.dof_idx]),
-                 "foot_pos": t(d.xpos[g.foot_body])}
-        state["projected_gravity"] = projected_gravity(state["root_quat"])
+        """The robot's state as the observation and the judge read it: float64 numpy arrays (root_quat
+        normalized) and contact flags."""
+        state = {"root_pos": d.qpos[0:3].copy(), "root_quat": d.qpos[3:7] / np.linalg.norm(d.qpos[3:7]),
+                 "root_ang_vel_b": d.qvel[3:6].copy(), "dof_pos": d.qpos[g.qpos_idx].copy(),
+                 "dof_vel": d.qvel[g.dof_idx].copy(), "foot_pos": d.xpos[g.foot_body].copy()}
         force = self._link_forces(g, m, d)
         state["foot_contact"] = np.array([force.get(n, 0.0) > CONTACT_FORCE_N for n in self.robot.foot_names])
         state["body_contact"] = any(force.get(n, 0.0) > CONTACT_FORCE_N for n in self.robot.body_links)
@@ -283,63 +284,80 @@ class MujocoRunner:
             net[link] = net.get(link, np.zeros(3)) + sign * fw
         return {k: float(np.linalg.norm(v)) for k, v in net.items()}
 
-    def observation(self, state: dict, frame: int, actions: torch.Tensor, last_actions: torch.Tensor) -> torch.Tensor:
+    def observation(self, states: list[dict], frame: int, actions: torch.Tensor,
+                    last_actions: torch.Tensor) -> torch.Tensor:
+        """(E, D) observations of E episodes at control step `frame` (their states from read_state)."""
+        t = lambda key: torch.from_numpy(np.stack([st[key] for st in states])).float()  # noqa: E731
+        root_quat = t("root_quat")
         return policy_observation(
-            self.spec, self.ref, torch.tensor([frame]), root_quat=state["root_quat"],
-            root_ang_vel_b=state["root_ang_vel_b"], projected_gravity=state["projected_gravity"],
-            dof_pos=state["dof_pos"], dof_vel=state["dof_vel"], default_dof_pos=self.default, actions=actions,
+            self.spec, self.ref, torch.full((len(states),), frame), root_quat=root_quat,
+            root_ang_vel_b=t("root_ang_vel_b"), projected_gravity=projected_gravity(root_quat),
+            dof_pos=t("dof_pos"), dof_vel=t("dof_vel"), default_dof_pos=self.default, actions=actions,
             last_actions=last_actions)
 
     def run_episode(self, phys: Physics, steps: int | None = None, policy=True, on_frame=None) -> Episode:
         """One episode from t = 0 with `phys`; `policy` False: zero actions (the reference's replay through the
         residual base). `on_frame(model, data, k)` is called at every sample (e.g. to render)."""
+        return self.run_episodes([phys], steps, policy, on_frame=on_frame)[0]
+
+    def run_episodes(self, physics: list[Physics], steps: int | None = None, policy=True, on_frame=None) -> list[Episode]:
+        """Episodes from t = 0, one per Physics, stepped side by side: one policy call for all of them per control
+        step (each keeps its own model, substeps and PD loop). A faulting episode ends there; the rest go on."""
         steps = self.steps if steps is None else steps
-        g, m = self._physics_model(phys)
-        d = mujoco.MjData(m)
-        self.reset_state(g, m, d)
         c = self.bundle["control"]
-        kp, kd = c["kp"] * phys.kp_scale, c["kd"] * phys.kd_scale
+        clip, scale = float(c["clip_actions"]), float(c["action_scale"])
         effort = self.robot.effort if c["torque_limits"] else np.full(12, np.inf)
-        substeps = max(1, int(round(self.dt * phys.physics_hz)))
-        clip = float(c["clip_actions"])
-        actions = torch.zeros(1, 12)
-        last_actions = torch.zeros(1, 12)
-        target = self.ref.dof_pos[0].numpy().astype(np.float64)
-        rec = {k: [] for k in ("root_pos", "root_quat", "root_ang_vel_b", "dof_pos", "dof_vel", "torque", "actions",
-                               "foot_pos", "foot_contact", "body_contact")}
-        fault_at = -1
+        sims = []
+        for phys in physics:
+            g, m = self._physics_model(phys)
+            d = mujoco.MjData(m)
+            self.reset_state(g, m, d)
+            sims.append((g, m, d, c["kp"] * phys.kp_scale, c["kd"] * phys.kd_scale,
+                         max(1, int(round(self.dt * phys.physics_hz)))))
+        n = len(sims)
+        actions, last_actions = torch.zeros(n, 12), torch.zeros(n, 12)
+        target = np.repeat(self.ref.dof_pos[0].numpy().astype(np.float64)[None], n, axis=0)
+        keys = ("root_pos", "root_quat", "root_ang_vel_b", "dof_pos", "dof_vel", "torque", "actions", "foot_pos",
+                "foot_contact", "body_contact")
+        recs = [{k: [] for k in keys} for _ in range(n)]
+        fault_at = [-1] * n
+        latency = np.array([bool(p.latency) for p in physics])
         for k in range(steps + 1):
-            state = self.read_state(g, m, d)
-            q, qd = state["dof_pos"][0].numpy(), state["dof_vel"][0].numpy()
-            torque = np.clip(kp * (target - q) - kd * qd, -effort, effort)
-            for key in ("root_pos", "root_quat", "root_ang_vel_b", "dof_pos", "dof_vel", "foot_pos"):
-                rec[key].append(state[key][0].numpy().reshape(-1, 3) if key == "foot_pos" else state[key][0].numpy())
-            rec["torque"].append(torque)
-            rec["actions"].append(actions[0].numpy().copy())
-            rec["foot_contact"].append(state["foot_contact"])
-            rec["body_contact"].append(bool(state["body_contact"]) and k > 0)
-            if on_frame is not None:
-                on_frame(m, d, k)
-            if k == steps:
+            live = [i for i in range(n) if fault_at[i] < 0]
+            states = {}
+            for i in live:
+                g, m, d, kp, kd, _ = sims[i]
+                st = states[i] = self.read_state(g, m, d)
+                rec = recs[i]
+                for key in ("root_pos", "root_quat", "root_ang_vel_b", "dof_pos", "dof_vel"):
+                    rec[key].append(st[key].astype(np.float32))
+                rec["foot_pos"].append(st["foot_pos"].astype(np.float32).reshape(-1, 3))
+                rec["torque"].append(np.clip(kp * (target[i] - st["dof_pos"]) - kd * st["dof_vel"], -effort, effort))
+                rec["actions"].append(actions[i].numpy().copy())
+                rec["foot_contact"].append(st["foot_contact"])
+                rec["body_contact"].append(bool(st["body_contact"]) and k > 0)
+                if on_frame is not None:
+                    on_frame(m, d, k)
+            if k == steps or not live:
                 break
+            new = torch.zeros(n, 12)
             if policy:
-                obs = self.observation(state, k, actions, last_actions)
-                new = torch.from_numpy(self.policy(obs.numpy())).reshape(1, 12).clamp(-clip, clip)
-            else:
-                new = torch.zeros(1, 12)
+                obs = self.observation([states[i] for i in live], k, actions[live], last_actions[live])
+                new[live] = torch.from_numpy(self.policy(obs.numpy())).reshape(len(live), 12).clamp(-clip, clip)
             last_actions, actions = actions, new
-            executed = last_actions if phys.latency else actions
-            target = pd_target(self.base, self.ref, torch.tensor([k]), self.default, executed,
-                               float(c["action_scale"]))[0].numpy().astype(np.float64)
-            for _ in range(substeps):
-                q, qd = d.qpos[g.qpos_idx], d.qvel[g.dof_idx]
-                d.ctrl[:] = np.clip(kp * (target - q) - kd * qd, -effort, effort)
-                mujoco.mj_step(m, d)
-            if not (np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all()):
-                fault_at = k + 1
-                break
-        arrays = {k: np.asarray(v) for k, v in rec.items()}
-        return Episode(arrays=arrays, physics=phys, fault_at=fault_at)
+            executed = torch.where(torch.from_numpy(latency)[:, None], last_actions, actions)
+            target = pd_target(self.base, self.ref, torch.full((n,), k), self.default, executed,
+                               scale).numpy().astype(np.float64)
+            for i in live:
+                g, m, d, kp, kd, substeps = sims[i]
+                for _ in range(substeps):
+                    q, qd = d.qpos[g.qpos_idx], d.qvel[g.dof_idx]
+                    d.ctrl[:] = np.clip(kp * (target[i] - q) - kd * qd, -effort, effort)
+                    mujoco.mj_step(m, d)
+                if not (np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all()):
+                    fault_at[i] = k + 1
+        return [Episode(arrays={key: np.asarray(v) for key, v in rec.items()}, physics=phys, fault_at=fault_at[i])
+                for i, (rec, phys) in enumerate(zip(recs, physics))]
 
 
 def trajectory(episodes: list[Episode], dt: float, joint_names, foot_names) -> tuple[Trajectory, np.ndarray]:

@@ -1,5 +1,6 @@
-"""The one way tools start worker processes for whole commands (a training, a skill's evaluation, a learn run):
-each job a child process with its output in a log file, a few at a time.
+"""The one way tools start worker processes for whole commands (a training, a skill's evaluation, a learn run, a
+bench's rank group): `start` a child process with its output in a log file, `stop` it the way Ctrl-C does, and
+`run_jobs` a list of them a few at a time.
 
 (Two kinds of workers are not commands and keep their own mechanism: `imitation sweep --jobs` hands checkpoints to
 a multiprocessing pool whose processes keep their scene between checkpoints, and the refinement's helpers hold a
@@ -24,6 +25,29 @@ class Job:
     cwd: Path | None = None
 
 
+def start(cmd: list[str], log: Path, *, append: bool = False, cwd: Path | None = None, env: dict | None = None,
+          own_session: bool = False) -> subprocess.Popen:
+    """`cmd` as a child process writing stdout and stderr to `log` (unbuffered Python output). `own_session`: the
+    child does not get the terminal's Ctrl-C (the parent stops it with `stop`, after its own clean-up)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a" if append else "w") as out:  # the child holds its own copy of the descriptor
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+                                env={**(env if env is not None else os.environ), "PYTHONUNBUFFERED": "1"},
+                                start_new_session=own_session)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Stop a child the way Ctrl-C does (SIGTERM: trainings save a checkpoint and exit) and wait for it; kill it
+    after `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def run_jobs(jobs: list[Job], parallel: int, *, started: Callable[[Job], None] | None = None,
              finished: Callable[[Job, int, float], None] | None = None, poll_s: float = 0.5,
              tick: Callable[[list[tuple[Job, float]]], None] | None = None) -> dict[str, int]:
@@ -32,39 +56,30 @@ def run_jobs(jobs: list[Job], parallel: int, *, started: Callable[[Job], None] |
     `tick` gets the running jobs with their seconds so far after every poll. On any exception, Ctrl-C included, the
     running children are terminated (they save and exit the way Ctrl-C does)."""
     queue, running, codes = list(jobs), [], {}
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     try:
         while queue or running:
             while queue and len(running) < max(1, parallel):
                 job = queue.pop(0)
-                job.log.parent.mkdir(parents=True, exist_ok=True)
-                log = open(job.log, "w")
-                proc = subprocess.Popen(job.cmd, stdout=log, stderr=subprocess.STDOUT, cwd=job.cwd, env=env)
-                running.append((job, proc, log, time.time()))
+                running.append((job, start(job.cmd, job.log, cwd=job.cwd), time.time()))
                 if started:
                     started(job)
             time.sleep(poll_s)
             for item in list(running):
-                job, proc, log, t0 = item
+                job, proc, t0 = item
                 if proc.poll() is None:
                     continue
                 running.remove(item)
-                log.close()
                 codes[job.name] = proc.returncode
                 if finished:
                     finished(job, proc.returncode, time.time() - t0)
             if tick:
-                tick([(job, time.time() - t0) for job, _, _, t0 in running])
+                tick([(job, time.time() - t0) for job, _, t0 in running])
     finally:
-        for _, proc, log, _ in running:
+        for _, proc, _ in running:
             if proc.poll() is None:
                 proc.terminate()
-        for _, proc, log, _ in running:
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
+        for _, proc, _ in running:
+            stop(proc)
     return codes
 
 

@@ -24,7 +24,6 @@ import json
 import math
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -247,15 +246,14 @@ def _train(plan: Plan, clip: Path, seed: int, display: Display) -> tuple[Path, i
                 "--runs-dir", str(runs_dir), "--name", f"{plan.name}_s{seed}"]
     display.stage(stage, f"{iterations} iterations ({plan.env_steps / 1e6:.1f}M env steps) at most; log {log_path}")
     started = time.time()
-    with open(log_path, "a") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = jobs.start(cmd, log_path, append=True, own_session=True)
     try:
         run = run or _wait_for_run(proc, runs_dir, f"_{plan.name}_s{seed}", started, log_path)
         plan.stages[stage] = {"key": key, "run": str(run), "wall_s": (rec or {}).get("wall_s", 0.0)}
         _save(plan)
         chosen = _watch(plan, proc, run, iterations, stage, display)
     except BaseException:
-        _stop(proc)
+        jobs.stop(proc, timeout=600)  # the training saves a checkpoint first
         raise
     wall = (rec or {}).get("wall_s", 0.0) + time.time() - started
     plan.stages[stage] = {"key": key, "run": str(run), "chosen": chosen, "wall_s": round(wall, 1)}
@@ -270,13 +268,8 @@ def _wait_for_run(proc, runs_dir: Path, suffix: str, started: float, log_path: P
         if found:
             return max(found, key=lambda p: p.stat().st_mtime)
         if proc.poll() is not None:
-            raise InputError(f"training failed before its run started: {_last_line(log_path)} (log {log_path})")
+            raise InputError(f"training failed before its run started: {jobs.last_line(log_path) or 'no output'} (log {log_path})")
         time.sleep(1.0)
-
-
-def _last_line(path: Path) -> str:
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()] if path.is_file() else []
-    return lines[-1] if lines else "no output"
 
 
 def stop_point(rows: list[dict], rate: float, span: int) -> dict | None:
@@ -322,7 +315,7 @@ def _watch(plan: Plan, proc, run: Path, iterations: int, stage: str, display: Di
             break
         time.sleep(2.0)
     if proc.returncode not in (0, -signal.SIGTERM):
-        raise InputError(f"training failed: {_last_line(plan.work / f'{stage}.log')} "
+        raise InputError(f"training failed: {jobs.last_line(plan.work / f'{stage}.log') or 'no output'} "
                          f"(log {plan.work / f'{stage}.log'}; the same command continues it)")
     if stopped is None:
         stopped = stop_point(rows, plan.stop_rate, plan.stop_span)
@@ -339,20 +332,9 @@ def _export_checkpoint(plan: Plan, run: Path, iteration: int, stage: str, displa
     cmd = [sys.executable, "-m", "imitation.cli", "train", "--resume", str(runs.checkpoint_path(run, iteration)),
            "--max-iterations", str(iteration), "--threads", "1", "--device", plan.device]
     display.stage(stage, f"exporting checkpoint {iteration}")
-    with open(plan.work / f"{stage}.log", "a") as log:
-        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+    code = jobs.start(cmd, plan.work / f"{stage}.log", append=True).wait()
     if code != 0:
         raise InputError(f"export of {runs.checkpoint_path(run, iteration)} failed (log {plan.work / f'{stage}.log'})")
-
-
-def _stop(proc) -> None:
-    """Stop the child training the way Ctrl-C does (it saves a checkpoint), and wait for it."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=600)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _ship(plan: Plan, run: Path, chosen: int, seed: int, display: Display) -> Path:

@@ -33,7 +33,7 @@ from retarget.errors import InputError
 from retarget.files import write_text_atomic
 from retarget.robot import PROJECT_ROOT
 
-from .. import runs
+from .. import bundle, runs
 from ..sim2sim import summary
 from ..sim2sim.summary import pct as mj_pct
 
@@ -149,6 +149,8 @@ def _run_parallel(chosen, out: Path, jobs: int, episodes: int, video: bool, devi
     from .display import Display, eta_text
     from .jobs import Job, last_line, run_jobs
 
+    # Longest first: the last skill to start is then a short one, and the two slots end close together.
+    chosen = sorted(chosen, key=_expected_cost, reverse=True)
     todo = [Job(s.name, [sys.executable, "-m", "imitation.cli", "pipeline", "--out", str(out), "--skills", s.name,
                          "--jobs", "1", "--episodes", str(episodes), "--device", device, "--no-index",
                          *([] if video else ["--no-video"])], out / "logs" / f"{s.name}.log") for s in chosen]
@@ -177,6 +179,15 @@ def _run_parallel(chosen, out: Path, jobs: int, episodes: int, video: bool, devi
         tail = (out / "logs" / f"{failed[0]}.log").read_text().strip().splitlines()[-1:]
         raise InputError(f"skill(s) {', '.join(failed)} failed: {tail[0] if tail else 'see the logs'} "
                          f"(logs in {out / 'logs'})")
+
+
+def _expected_cost(skill: Skill) -> float:
+    """Episode seconds to simulate (every policy, baselines included): what a skill's evaluations scale with."""
+    try:
+        episode_s = float(json.loads((skill.policies[0] / bundle.FILE).read_text())["reference"]["episode_length_s"])
+    except (OSError, KeyError, TypeError, ValueError):
+        episode_s = 1.0
+    return episode_s * (len(skill.policies) + len(skill.baselines))
 
 
 def write_index(out: Path, chosen, wall_s: float) -> Path:

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import jobs
+
 TARGET_SPEEDUP = 1.6       # 2 ranks against 1 process, 256 envs in total, on a 2-core machine
 _POLL_S = 0.02
 _BUILD_TIMEOUT_S = 1200.0  # a group's scene builds (kernel compilation the first time)
@@ -42,12 +44,11 @@ class _Group:
         args = ["imitation.tools.scaling", "--dir", str(folder), "--config", str(config), "--num-envs", str(num_envs)]
         args += ["--clip", str(clip)] if clip is not None else []
         if ranks == 1:  # a plain process, as `imitation train` without torchrun
-            cmd, env = [sys.executable, "-m", *args], {**os.environ, "PYTHONUNBUFFERED": "1"}
+            cmd, env = [sys.executable, "-m", *args], None
         else:
             cmd, env = distributed.torchrun_command(ranks, args), distributed.launch_env()
         self.log_path = folder / "log.txt"
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.proc = jobs.start(cmd, self.log_path, env=env)
 
     def wait_for(self, name: str, timeout: float) -> Path:
         path = self.folder / name
@@ -71,13 +72,9 @@ class _Group:
         try:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            self.proc.terminate()  # torchrun passes it to its ranks
-            self.proc.wait(timeout=60)
-        finally:
-            self._log.close()
+            jobs.stop(self.proc, timeout=60)  # torchrun passes SIGTERM to its ranks
 
     def _tail(self, n: int = 15) -> str:
-        self._log.flush()
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
 
 
