@@ -116,9 +116,14 @@ def test_sweep_of_a_tiny_run_agrees_with_eval(env, env_config_path, tmp_path):
 def test_a_sweep_over_two_processes_gives_the_rows_of_one_and_a_stopped_sweep_keeps_its_rows(env, env_config_path,
                                                                                              tmp_path):
     run = train(env_config_path, max_iterations=3, runs_dir=tmp_path, env=env)
-    here = tmp_path / "here"
+    here, newest = tmp_path / "here", tmp_path / "newest"
     import shutil
     shutil.copytree(run, here)
+    shutil.copytree(run, newest)
+    # A training in progress (imitation learn): the newest checkpoint first, then back to the older ones.
+    order = [[r["iteration"] for r in sweep_run(newest, episodes=8, randomize=False, env=env, newest_only=True,
+                                                  log=lambda *a: None)[0]] for _ in range(3)]
+    assert order == [[3], [2, 3], [1, 2, 3]]
     seen = []
 
     def stop_after_first(line):  # Ctrl-C right after the first checkpoint's row

@@ -100,11 +100,12 @@ class _Plan:
             f"{row['successes']:3d}/{self.episodes} (failing: {fails}), pitch {row['pitch_rotation_deg_mean']:.0f} "
             f"deg, joint RMSE {row['joint_rmse_mean']:.3f} rad")
 
-    def evaluate_here(self, env, rebuild: bool, write: bool, log):
-        """Evaluate the pending checkpoints in this process, starting with `env`; returns the env last used."""
+    def evaluate_here(self, env, rebuild: bool, write: bool, log, newest_only: bool = False):
+        """Evaluate the pending checkpoints (`newest_only`: the newest of them) in this process, starting with
+        `env`; returns the env last used."""
         from .evaluate import evaluate
 
-        for n, path in self.pending():
+        for n, path in self.pending()[-1:] if newest_only else self.pending():
             res = evaluate(path, env=env, rebuild=rebuild, **self.settings)
             env = res.env
             self.add(n, res, write, log)
@@ -119,11 +120,12 @@ class _Plan:
 
 def sweep_run(run_dir, *, episodes: int = 100, randomize: bool = True, every: int | None = None, device: str = "cpu",
               seed: int = 0, clip=None, env=None, rebuild: bool = False, write: bool = True,
-              log=print) -> tuple[list[dict], object]:
+              log=print, newest_only: bool = False) -> tuple[list[dict], object]:
     """Evaluate the run's checkpoints in this process; returns (rows, env). Writes <run>/eval_curve[_nominal].json
-    after every checkpoint. `env`, `rebuild`: as `evaluate`'s."""
+    after every checkpoint. `env`, `rebuild`: as `evaluate`'s; `newest_only`: only the newest checkpoint not yet
+    evaluated (a training in progress)."""
     plan = _Plan(run_dir, episodes, randomize, every, seed, clip, device)
-    env = plan.evaluate_here(env, rebuild, write, log)
+    env = plan.evaluate_here(env, rebuild, write, log, newest_only)
     if write:
         plan.write()
     return plan.rows(), env

@@ -302,8 +302,10 @@ def _watch(plan: Plan, proc, run: Path, iterations: int, stage: str, display: Di
         if pending and stopped is None:
             quiet = display.captured(plan.work / f"{stage}_eval.log")
             with quiet as log:
+                # While it trains, the newest checkpoint first: the stop rule then judges the policy as it is
+                # now even when evaluations are slower than the training (the rest are evaluated at the end).
                 rows, env = sweep_run(run, episodes=plan.episodes, every=plan.eval_every, device=plan.device,
-                                      env=env, rebuild=True, log=log)
+                                      env=env, rebuild=True, log=log, newest_only=not finished)
             hit = stop_point(rows, plan.stop_rate, plan.stop_span)
             if hit is not None and not finished:
                 stopped = hit
@@ -311,9 +313,11 @@ def _watch(plan: Plan, proc, run: Path, iterations: int, stage: str, display: Di
                                      f"at iteration {hit['iteration']}: stopping the training")
                 proc.send_signal(signal.SIGTERM)
         display.training(stage, runs.read_progress(run) if run.is_dir() else [], iterations, rows)
-        if finished:
+        more = stopped is None and len(pending) > 1    # older checkpoints left to evaluate
+        if finished and not more:
             break
-        time.sleep(2.0)
+        if not more:
+            time.sleep(2.0)
     if proc.returncode not in (0, -signal.SIGTERM):
         raise InputError(f"training failed: {jobs.last_line(plan.work / f'{stage}.log') or 'no output'} "
                          f"(log {plan.work / f'{stage}.log'}; the same command continues it)")
