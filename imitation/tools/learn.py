@@ -34,6 +34,7 @@ from retarget.files import write_text_atomic
 from retarget.robot import PROJECT_ROOT
 
 from .. import runs
+from . import jobs
 from .display import Display
 
 CONFIGS = {"none": PROJECT_ROOT / "configs" / "imitation.yaml",
