@@ -512,24 +512,48 @@ def build_report(out: str | Path, policies: list[PolicyData], clip=None, *, vide
                + (", a looping clip (episodes run through many cycles)" if getattr(clip, "loop_mode", "none") == "wrap"
                   else "") + ".", ""]
 
-    # Per-seed success
     if summaries:
-        md += ["## Per run", "", "| policy | run | seed | env steps | wall time (s) | success nominal | success randomized |",
-               "|---|---|---:|---:|---:|---:|---:|"]
-        for p in policies:
-            sp = speed[p.label]
-            for i, run in enumerate(p.runs):
-                nom = p.nominal[i].summary.get("success_rate") if i < len(p.nominal) else None
-                rnd = p.randomized[i].summary.get("success_rate") if i < len(p.randomized) else None
-                steps = sp["env_steps"][i] if i < len(sp["env_steps"]) else None
-                wall = sp["wall_time"][i] if i < len(sp["wall_time"]) else None
-                seed = p.seeds[i] if i < len(p.seeds) else "-"
-                md.append(f"| {p.label} | `{run}` | {seed} | {_steps(steps) if steps else '-'} | "
-                          f"{'-' if wall is None else f'{wall:.0f}'} | {'-' if nom is None else f'{100 * nom:.0f}%'} | "
-                          f"{'-' if rnd is None else f'{100 * rnd:.0f}%'} |")
-        md += [""]
+        md += _per_run_section(policies, speed)
+    md += _learning_speed_section(policies, speed)
+    md += _figures_section(out, labels, (fig_curves, fig_sweep, fig_hp), video)
+    if settings:
+        md += ["## Settings", "", "```json", json.dumps(settings, indent=1, default=str), "```", ""]
+    report = out / "report.md"
+    write_text_atomic(report, "\n".join(md))
+    summary = {
+        "policies": {p.label: {"runs": p.runs, "seeds": p.seeds} for p in policies},
+        "summaries": summaries, "learning_speed": speed, "verdicts": lines_v, "reference": ref,
+        "figures": [str(f.name) for f in (fig_curves, fig_sweep, fig_hp) if f],
+        "eval_curves": {p.label: p.curves for p in policies if any(p.curves)}, "video": str(Path(video).name) if video else None,
+        "settings": settings or {},
+    }
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=_json_default) + "\n")
+    return report
 
-    md += ["## Learning speed", ""]
+
+
+def _per_run_section(policies: list[PolicyData], speed: dict) -> list[str]:
+    """The per-run table: env steps, wall time and both success rates of every run."""
+    md = ["## Per run", "", "| policy | run | seed | env steps | wall time (s) | success nominal | success randomized |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for p in policies:
+        sp = speed[p.label]
+        for i, run in enumerate(p.runs):
+            nom = p.nominal[i].summary.get("success_rate") if i < len(p.nominal) else None
+            rnd = p.randomized[i].summary.get("success_rate") if i < len(p.randomized) else None
+            steps = sp["env_steps"][i] if i < len(sp["env_steps"]) else None
+            wall = sp["wall_time"][i] if i < len(sp["wall_time"]) else None
+            seed = p.seeds[i] if i < len(p.seeds) else "-"
+            md.append(f"| {p.label} | `{run}` | {seed} | {_steps(steps) if steps else '-'} | "
+                      f"{'-' if wall is None else f'{wall:.0f}'} | {'-' if nom is None else f'{100 * nom:.0f}%'} | "
+                      f"{'-' if rnd is None else f'{100 * rnd:.0f}%'} |")
+    md += [""]
+    return md
+
+
+def _learning_speed_section(policies: list[PolicyData], speed: dict) -> list[str]:
+    """Env steps to success: from the checkpoint evaluations (when there are any) and from the training episodes."""
+    md = ["## Learning speed", ""]
     if any(speed[p.label]["source"] == "eval_curve" for p in policies):
         md += [f"Every saved checkpoint evaluated like the final policy (`imitation sweep`: deterministic, from t = 0, "
                f"domain randomization, the same randomized robots for every checkpoint). Env steps to the first "
@@ -563,17 +587,22 @@ def build_report(out: str | Path, policies: list[PolicyData], clip=None, *, vide
     if len({tuple(v) for v in budgets.values()}) > 1:
         md += ["**Budgets differ**: " + "; ".join(f"{k}: {', '.join(_steps(s) for s in v)}" for k, v in budgets.items())
                + " env steps.", ""]
+    return md
 
-    md += ["## Figures", ""]
-    if fig_curves:
+
+def _figures_section(out: Path, labels: list[str], figures, video) -> list[str]:
+    """Links to the figures (learning curves, success curve, height and pitch) and the video with its still."""
+    curves, sweep, hp = figures
+    md = ["## Figures", ""]
+    if curves:
         md += ["Learning curves (training episodes from t = 0; mean over seeds, band min-max):", "",
-               f"![learning curves]({fig_curves.name})", ""]
-    if fig_sweep:
+               f"![learning curves]({curves.name})", ""]
+    if sweep:
         md += ["Success of the deterministic policy under randomization at every evaluated checkpoint:", "",
-               f"![success against env steps]({fig_sweep.name})", ""]
-    if fig_hp:
+               f"![success against env steps]({sweep.name})", ""]
+    if hp:
         md += ["Base height and pitch of the nominal evaluation against the reference:", "",
-               f"![height and pitch]({fig_hp.name})", ""]
+               f"![height and pitch]({hp.name})", ""]
     if video:
         shown = f"{labels[0]}, the reference (translucent ghost) and {labels[1]}" if len(labels) >= 2 else (
             f"{labels[0]} beside the reference (translucent ghost)")
@@ -582,19 +611,7 @@ def build_report(out: str | Path, policies: list[PolicyData], clip=None, *, vide
         still = Path(out / "compare_frame.png")
         if still.is_file():
             md += [f"![video frame at the reference's apex]({still.name})", ""]
-    if settings:
-        md += ["## Settings", "", "```json", json.dumps(settings, indent=1, default=str), "```", ""]
-    report = out / "report.md"
-    write_text_atomic(report, "\n".join(md))
-    summary = {
-        "policies": {p.label: {"runs": p.runs, "seeds": p.seeds} for p in policies},
-        "summaries": summaries, "learning_speed": speed, "verdicts": lines_v, "reference": ref,
-        "figures": [str(f.name) for f in (fig_curves, fig_sweep, fig_hp) if f],
-        "eval_curves": {p.label: p.curves for p in policies if any(p.curves)}, "video": str(Path(video).name) if video else None,
-        "settings": settings or {},
-    }
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=_json_default) + "\n")
-    return report
+    return md
 
 
 def _json_default(o):

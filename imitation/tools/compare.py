@@ -241,12 +241,35 @@ def compare(
             sweep_runs(todo, episodes=sweep, randomize=True, every=sweep_every, device=device, seed=eval_seed,
                        clip=clip, jobs=cpu_cores() if device == "cpu" else 1)
 
-    # ---- evaluation (one env per policy, built with domain randomization so that it serves both conditions)
+    t0 = time.time()
+    policies, notes, clip_paths = evaluate_groups(groups, external, clip=clip, episodes=episodes, device=device,
+                                                  eval_seed=eval_seed)
+    if labels:
+        for p in policies:
+            p.label = labels.get(p.label, p.label)
+    settings["evaluation_wall_s"] = round(time.time() - t0, 1)
+    if len(clip_paths) > 1:
+        notes.append(f"the policies were evaluated against different clips: {sorted(clip_paths)}")
+    clip = read_clip(sorted(clip_paths)[0], load_robot())
+    settings["clip"] = _shown(Path(sorted(clip_paths)[0]))
+
+    video_path = None
+    if video:
+        video_path, settings["video"] = render_comparison(out, policies, clip, extra_tracks, res)
+    settings["total_wall_s"] = round(time.time() - t_start, 1)
+    report = build_report(out, policies, clip, video=video_path, notes=notes, settings=settings, title=title)
+    print(f"report: {report} ({settings['total_wall_s']:.0f} s)")
+    return report
+
+
+def evaluate_groups(groups: dict, external=(), *, clip=None, episodes: int, device: str, eval_seed: int):
+    """Every run of every group, and every external policy, on `episodes` episodes nominal and randomized (one env
+    per group, built with domain randomization so that it serves both conditions). Returns (PolicyData per group,
+    notes for the report, the clips the policies were evaluated against)."""
     from ..evaluation.evaluate import evaluate
 
     policies, notes = [], []
     clip_paths = set()
-    t0 = time.time()
     for label, members in groups.items():
         pdata = PolicyData(label=label, runs=[], progress=[], seeds=[])
         env = None
@@ -275,36 +298,26 @@ def compare(
                                    nominal=[nom], randomized=[rnd], curves=[[]]))
         notes.append(f"external {path.stem}: {_shown(path)}, a TorchScript policy run with the settings of the Genesis "
                      f"backflip example (imitation eval's defaults for a policy without a config); no training log")
-    if labels:
-        for p in policies:
-            p.label = labels.get(p.label, p.label)
-    settings["evaluation_wall_s"] = round(time.time() - t0, 1)
-    if len(clip_paths) > 1:
-        notes.append(f"the policies were evaluated against different clips: {sorted(clip_paths)}")
-    clip = read_clip(sorted(clip_paths)[0], load_robot())
-    settings["clip"] = _shown(Path(sorted(clip_paths)[0]))
+    return policies, notes, clip_paths
 
-    video_path = None
-    if video:
-        from ..evaluation.render import render_tracks, track_from_clip, track_from_trajectory
 
-        # The first policy, the reference ghost and the second policy (if any), side by side.
-        shown = [track_from_trajectory(p.nominal[0].trajectory, 0, label=p.label) for p in policies[:2]]
-        shown += [track_from_trajectory(traj, 0, label=label) for label, traj in extra_tracks]
-        dt = policies[0].nominal[0].trajectory.dt
-        n = max(len(t) for t in shown)
-        if clip.loop_mode == "wrap":  # a few cycles show a gait; the episode's 10 s would take minutes to render
-            n = min(n, int(round(LOOP_VIDEO_S / dt)))
-        tref = track_from_clip(clip, np.arange(n) * dt, label="reference")
-        print("  rendering the video", flush=True)
-        t0 = time.time()
-        apex_t = float(np.argmax(tref.root_pos[:, 2])) * dt  # the still frame: the reference at its highest
-        info = render_tracks(shown[:1] + [tref] + shown[1:], out / "compare.mp4", dt, res=res,
-                             frame_png=out / "compare_frame.png", frame_png_time=apex_t, max_frames=n)
-        video_path = info.path
-        settings["video"] = {"frames": info.frames, "render_fps": round(info.render_fps, 2),
-                             "wall_s": round(time.time() - t0, 1)}
-    settings["total_wall_s"] = round(time.time() - t_start, 1)
-    report = build_report(out, policies, clip, video=video_path, notes=notes, settings=settings, title=title)
-    print(f"report: {report} ({settings['total_wall_s']:.0f} s)")
-    return report
+def render_comparison(out: Path, policies, clip, extra_tracks=(), res=(960, 400)) -> tuple[Path, dict]:
+    """<out>/compare.mp4: the first policy, the reference ghost, the second policy (if any) and the `extra_tracks`
+    side by side, from each one's first nominal episode; also the frame at the reference's apex as a PNG. Returns
+    the video's path and its settings (frames, render rate, wall time)."""
+    from ..evaluation.render import render_tracks, track_from_clip, track_from_trajectory
+
+    shown = [track_from_trajectory(p.nominal[0].trajectory, 0, label=p.label) for p in policies[:2]]
+    shown += [track_from_trajectory(traj, 0, label=label) for label, traj in extra_tracks]
+    dt = policies[0].nominal[0].trajectory.dt
+    n = max(len(t) for t in shown)
+    if clip.loop_mode == "wrap":  # a few cycles show a gait; the episode's 10 s would take minutes to render
+        n = min(n, int(round(LOOP_VIDEO_S / dt)))
+    tref = track_from_clip(clip, np.arange(n) * dt, label="reference")
+    print("  rendering the video", flush=True)
+    t0 = time.time()
+    apex_t = float(np.argmax(tref.root_pos[:, 2])) * dt  # the still frame: the reference at its highest
+    info = render_tracks(shown[:1] + [tref] + shown[1:], out / "compare.mp4", dt, res=res,
+                         frame_png=out / "compare_frame.png", frame_png_time=apex_t, max_frames=n)
+    return info.path, {"frames": info.frames, "render_fps": round(info.render_fps, 2),
+                       "wall_s": round(time.time() - t0, 1)}
