@@ -192,11 +192,8 @@ def render_tracks(
     `mesh_fraction`: the share of the visual meshes' triangles kept (1: the URDF's own meshes).
     Genesis must be initialized (gs.init).
     """
-    import genesis as gs
     import imageio.v2 as imageio
     import torch
-
-    from retarget.robot import load_robot
 
     output = Path(output)
     if output.suffix.lower() not in (".mp4", ".gif"):
@@ -206,31 +203,9 @@ def render_tracks(
     if max_frames is not None:
         n_frames = min(n_frames, max_frames)
     lay = layout(tracks, (w, h))
-    urdf = light_urdf(load_robot().urdf_path, mesh_fraction) if mesh_fraction < 1.0 else load_robot().urdf_path
 
     t0 = time.time()
-    scene = gs.Scene(
-        show_viewer=False,
-        vis_options=gs.options.VisOptions(show_world_frame=False, shadow=True, rendered_envs_idx=[0]),
-    )
-    scene.add_entity(gs.morphs.Plane(), material=gs.materials.Kinematic())
-    entities = []
-    n_policy = 0
-    for t in tracks:
-        color = t.color
-        if color is None and t.ghost:
-            color = GHOST_COLOR
-        elif color is None:  # robots in the order of the policies: the Go2's own look, then orange, ...
-            color = POLICY_COLORS[n_policy % len(POLICY_COLORS)]
-        n_policy += not t.ghost
-        surface = None
-        if color is not None:
-            surface = gs.surfaces.Default(color=tuple(color[:3]), opacity=float(color[3]) if len(color) > 3 else None)
-        kw = {"surface": surface} if surface is not None else {}
-        entities.append(scene.add_entity(gs.morphs.URDF(file=str(urdf)), material=gs.materials.Kinematic(), **kw))
-    cam = scene.add_camera(res=(w, h), pos=lay.cam_pos, lookat=lay.cam_lookat, fov=lay.fov)
-    with filtered_stderr():  # kernel compilation notes
-        scene.build()
+    scene, entities, cam = _replay_scene(tracks, lay, (w, h), mesh_fraction)
     build_s = time.time() - t0
 
     # Genesis q index of every column of every track (tracks may order joints differently).
@@ -283,6 +258,41 @@ def render_tracks(
             pass
     rate = (n_frames - 1) / t_render if n_frames > 1 and t_render > 0 else float("nan")
     return RenderInfo(output, n_frames, n_frames / fps, rate, first_s, build_s)
+
+
+
+def _replay_scene(tracks: list[Track], lay: Layout, res: tuple[int, int], mesh_fraction: float):
+    """The purely visual scene of a video, built: a plane, one Kinematic Go2 per track (its colour, a ghost
+    translucent) and the side camera. Returns (scene, entities, camera)."""
+    import genesis as gs
+
+    from retarget.robot import load_robot
+
+    w, h = res
+    urdf = light_urdf(load_robot().urdf_path, mesh_fraction) if mesh_fraction < 1.0 else load_robot().urdf_path
+    scene = gs.Scene(
+        show_viewer=False,
+        vis_options=gs.options.VisOptions(show_world_frame=False, shadow=True, rendered_envs_idx=[0]),
+    )
+    scene.add_entity(gs.morphs.Plane(), material=gs.materials.Kinematic())
+    entities = []
+    n_policy = 0
+    for t in tracks:
+        color = t.color
+        if color is None and t.ghost:
+            color = GHOST_COLOR
+        elif color is None:  # robots in the order of the policies: the Go2's own look, then orange, ...
+            color = POLICY_COLORS[n_policy % len(POLICY_COLORS)]
+        n_policy += not t.ghost
+        surface = None
+        if color is not None:
+            surface = gs.surfaces.Default(color=tuple(color[:3]), opacity=float(color[3]) if len(color) > 3 else None)
+        kw = {"surface": surface} if surface is not None else {}
+        entities.append(scene.add_entity(gs.morphs.URDF(file=str(urdf)), material=gs.materials.Kinematic(), **kw))
+    cam = scene.add_camera(res=(w, h), pos=lay.cam_pos, lookat=lay.cam_lookat, fov=lay.fov)
+    with filtered_stderr():  # kernel compilation notes
+        scene.build()
+    return scene, entities, cam
 
 
 def _font(size: int):
