@@ -201,8 +201,13 @@ def check_bundle(b: dict, where: str) -> dict:
         raise InputError(f"{where}: bundle field observation.last_actions: previous or current")
     frames = _need(b, "observation.future_frames", list, where)
     terms = _need(b, "observation.future_terms", list, where)
-    per = (12 if "joint_pos" in terms else 0) + (6 if "attitude" in terms else 0)
-    if 60 + per * len(frames) != size:
+    from .env.observations import FUTURE_TERMS, observation_size
+
+    unknown = [t for t in terms if t not in FUTURE_TERMS]
+    if unknown:
+        raise InputError(f"{where}: bundle field observation.future_terms: unknown {unknown} (known: "
+                         f"{', '.join(FUTURE_TERMS)})")
+    if observation_size(frames, terms) != size:
         raise InputError(f"{where}: bundle field observation.size: {size} does not fit 60 + the {len(frames)} "
                          f"future frames of {terms}")
     if _need(b, "observation.phase.kind", str, where) not in ("episode", "cycle"):

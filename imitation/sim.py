@@ -6,11 +6,25 @@ Every stage that builds a scene (training, evaluation, recording, refinement, be
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def cpu_cores() -> int:
     """CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def cache_dir() -> Path:
+    """This project's folder in the user's cache (XDG_CACHE_HOME, else ~/.cache)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "go2-imitation"
+
+
+def build_scene(scene, **kwargs) -> None:
+    """`scene.build(**kwargs)` with Genesis' kernel compilation notes filtered out."""
+    from .utils.quiet import filtered_stderr
+
+    with filtered_stderr():
+        scene.build(**kwargs)
 
 
 def init_genesis(device: str) -> None:

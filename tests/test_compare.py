@@ -210,3 +210,9 @@ def test_rollout_and_tiny_render(env, tmp_path):
     with Image.open(tmp_path / "f.png") as img:
         assert img.size == (160, 96)
     assert not list(tmp_path.glob(".*.tmp*"))
+
+    # At half the control rate: every other sample, at half the frame rate, the same seconds shown.
+    half = render_tracks([ro.robot, ro.reference], tmp_path / "half.mp4", env.dt, res=(160, 96), verbose=False,
+                         fps=0.5 / env.dt)
+    assert half.frames == 3 and len([f for f in imageio.get_reader(tmp_path / "half.mp4")]) == 3
+    assert half.seconds == pytest.approx(info.seconds)

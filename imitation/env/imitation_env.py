@@ -32,7 +32,7 @@ from retarget.errors import InputError
 from retarget.robot import load_robot
 
 from ..config import NOMINAL_DR, ZERO_NOISE, resolve_path
-from ..utils.quiet import filtered_stderr
+from ..sim import build_scene
 from ..utils.rotations import (quat_conj, quat_error_angle, quat_mul, quat_rotate, quat_rotate_inverse,
                                quat_to_rotvec)
 from . import success, terminations
@@ -171,8 +171,7 @@ class ImitationEnv(VecEnv):
                 links_to_keep=list(self.robot_desc.foot_names),
             )
         )
-        with filtered_stderr():  # kernel compilation notes
-            self.scene.build(n_envs=self.num_envs)
+        build_scene(self.scene, n_envs=self.num_envs)
         self.rigid_solver = self.scene.sim.rigid_solver
 
     def _index_robot(self) -> None:

@@ -33,6 +33,13 @@ from ..utils.rotations import quat_conj, quat_mul, quat_rotate_inverse, quat_to_
 # (name, size, scale) of the first 60 values; `layout()` appends the future frames.
 BASE_LAYOUT = (("root_ang_vel_b", 3, 0.25), ("projected_gravity", 3, 1.0), ("dof_pos", 12, 1.0),
                ("dof_vel", 12, 0.05), ("actions", 12, 1.0), ("last_actions", 12, 1.0), ("phase", 6, 1.0))
+# Values per future frame of each future term, in the order they follow the first 60.
+FUTURE_TERMS = {"joint_pos": 12, "attitude": 6}
+
+
+def observation_size(future_frames, future_terms) -> int:
+    """Size of the actor observation with these future frames and terms."""
+    return sum(n for _, n, _ in BASE_LAYOUT) + len(future_frames) * sum(FUTURE_TERMS[t] for t in future_terms)
 
 
 @dataclass(frozen=True)
@@ -59,10 +66,7 @@ class ObservationSpec:
         """(name, size, scale) of every slice of the observation, in order."""
         out = list(BASE_LAYOUT)
         k = len(self.future_frames)
-        if "joint_pos" in self.future_terms:
-            out.append(("future_joint_pos", 12 * k, 1.0))
-        if "attitude" in self.future_terms:
-            out.append(("future_attitude", 6 * k, 1.0))
+        out += [(f"future_{term}", per * k, 1.0) for term, per in FUTURE_TERMS.items() if term in self.future_terms]
         return out
 
     @property

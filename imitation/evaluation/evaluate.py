@@ -34,6 +34,7 @@ from retarget.robot import PROJECT_ROOT
 from .. import config as config_mod
 from ..analysis.metrics import Trajectory, episode_metrics, format_table, summarize
 from ..config import NOMINAL_DR, TERMINATIONS_OFF, ZERO_NOISE, resolve_path
+from ..env.observations import observation_size
 from ..env.reference import episode_length_s
 from ..env.rollout import rollout
 from .policy import load_policy
@@ -103,8 +104,7 @@ def eval_config(info: dict, *, clip=None, config=None, episodes: int = 16, rando
 def policy_obs_dim(cfg: dict) -> int:
     """Size of the actor observation ("policy" group) the env makes with this config."""
     o = cfg["env"]["observations"]
-    per_frame = (12 if "joint_pos" in o["future_terms"] else 0) + (6 if "attitude" in o["future_terms"] else 0)
-    return 60 + len(o["future_frames"]) * per_frame
+    return observation_size(o["future_frames"], o["future_terms"])
 
 
 def _settings(cfg: dict, info: dict, episodes: int, randomize: bool, seed: int, episode_length_s: float) -> dict:

@@ -15,19 +15,19 @@ element of the URDF are left as they are.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+from ..sim import cache_dir
 
 # Parts with fewer triangles are kept whole (a foot's dozens of triangles are not worth simplifying).
 MIN_FACES = 200
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "go2-imitation" / "light-meshes"
+    return cache_dir() / "light-meshes"
 
 
 def light_urdf(urdf: str | Path, fraction: float = 0.1, cache: str | Path | None = None) -> Path:

@@ -29,7 +29,7 @@ from retarget.errors import InputError
 from retarget.files import atomic_path
 
 from .. import runs
-from ..utils.quiet import filtered_stderr
+from ..sim import build_scene
 from .meshes import light_urdf
 
 # RGBA of the robots, in track order, unless a track names its own; None keeps the Go2's own look.
@@ -184,10 +184,12 @@ def render_tracks(
     max_frames: int | None = None,
     verbose: bool = True,
     mesh_fraction: float = LIGHT_MESH_FRACTION,
+    fps: float | None = None,
 ) -> RenderInfo:
     """Replay `tracks` (same time step `dt`) side by side and write a video (.mp4 or .gif) atomically.
 
-    `speed` < 1 gives slow motion (the video's fps is speed / dt). `frame_png` also saves one frame
+    `speed` < 1 gives slow motion. `fps`: the video's frame rate, every k-th sample rendered for it (default, and
+    at most: speed / dt, every sample). `max_frames`: samples shown at most. `frame_png` also saves one frame
     (at `frame_png_time` seconds, default: the highest point of the first track) as a PNG.
     `mesh_fraction`: the share of the visual meshes' triangles kept (1: the URDF's own meshes).
     Genesis must be initialized (gs.init).
@@ -199,9 +201,11 @@ def render_tracks(
     if output.suffix.lower() not in (".mp4", ".gif"):
         raise InputError(f"{output}: the video must be .mp4 or .gif")
     w, h = int(res[0]) // 2 * 2, int(res[1]) // 2 * 2  # even sizes for yuv420p
-    n_frames = max(len(t) for t in tracks)
+    n_samples = max(len(t) for t in tracks)
     if max_frames is not None:
-        n_frames = min(n_frames, max_frames)
+        n_samples = min(n_samples, max_frames)
+    stride = max(1, int(round(speed / (dt * fps)))) if fps else 1
+    n_frames = -(-n_samples // stride)
     lay = layout(tracks, (w, h))
 
     t0 = time.time()
@@ -214,14 +218,14 @@ def render_tracks(
         q_cols.append(torch.tensor([e.get_joint(n).qs_idx_local[0] for n in t.joint_names], dtype=torch.long))
     qpos = [e.get_qpos().detach().clone().reshape(-1) for e in entities]
 
-    fps = speed / dt
+    fps = speed / (dt * stride)
     font = _font(max(12, h // 24))
     first_s, t_render = 0.0, 0.0
     png_k = None
     if frame_png is not None:
         png_k = (int(np.argmax(tracks[0].root_pos[:, 2])) if frame_png_time is None
                  else int(round(frame_png_time / dt)))
-        png_k = min(max(png_k, 0), n_frames - 1)
+        png_k = min(max(int(round(png_k / stride)), 0), n_frames - 1)
     try:
         with atomic_path(output) as tmp:
             if output.suffix.lower() == ".gif":
@@ -232,7 +236,7 @@ def render_tracks(
             with writer:
                 for k in range(n_frames):
                     for i, (e, t) in enumerate(zip(entities, tracks)):
-                        pos, quat, dof = t.at(k)
+                        pos, quat, dof = t.at(k * stride)
                         q = qpos[i]
                         q[0:3] = torch.as_tensor(pos + lay.offsets[i], dtype=q.dtype)
                         q[3:7] = torch.as_tensor(quat, dtype=q.dtype)
@@ -245,7 +249,7 @@ def render_tracks(
                         first_s = dtr
                     else:
                         t_render += dtr
-                    frame = _annotate(np.asarray(rgb).reshape(h, w, 3), tracks, lay, k * dt, title, font)
+                    frame = _annotate(np.asarray(rgb).reshape(h, w, 3), tracks, lay, k * stride * dt, title, font)
                     writer.append_data(frame)
                     if k == png_k:
                         _write_png(frame, Path(frame_png))
@@ -290,8 +294,7 @@ def _replay_scene(tracks: list[Track], lay: Layout, res: tuple[int, int], mesh_f
         kw = {"surface": surface} if surface is not None else {}
         entities.append(scene.add_entity(gs.morphs.URDF(file=str(urdf)), material=gs.materials.Kinematic(), **kw))
     cam = scene.add_camera(res=(w, h), pos=lay.cam_pos, lookat=lay.cam_lookat, fov=lay.fov)
-    with filtered_stderr():  # kernel compilation notes
-        scene.build()
+    build_scene(scene)
     return scene, entities, cam
 
 

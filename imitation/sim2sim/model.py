@@ -2,7 +2,7 @@
 
 The URDF's visual meshes (.dae, which MuJoCo does not read) are dropped; its collision shapes are all boxes,
 cylinders and spheres. Every joint gets the robot description's actuator model (armature, passive damping,
-friction loss: configs/robot/go2.yaml) and a torque motor: the runner computes the PD torques itself.
+friction loss: configs/robot/go2.yaml) and an actuator that `set_pd` makes the policy's PD servo.
 
 Genesis merges the links fixed to a parent into it (the head into the base, the lower calf cylinders into the
 calf) and keeps the feet apart; `Go2Model.link_of_geom` maps every MuJoCo geom to that Genesis link, so contact
@@ -47,7 +47,9 @@ def build_model(robot, physics_dt: float = 0.002) -> Go2Model:
     """The robot description `robot` (retarget.robot.Robot) as a floating-base MuJoCo model on a plane."""
     spec = mujoco.MjSpec.from_string(_urdf_without_visuals(robot))
     spec.option.timestep = float(physics_dt)
-    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    # Euler is implicit in the joints' passive damping only: the PD servo's damping term stays explicit, computed
+    # from the state at the start of each physics step as a PD loop written around mj_step would.
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_EULER
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
     base = spec.body(robot.base_link)
     base.add_freejoint(name="root")
@@ -80,3 +82,23 @@ def build_model(robot, physics_dt: float = 0.002) -> Go2Model:
     base = model.body(robot.base_link).id
     return Go2Model(model=model, qpos_idx=qpos_idx, dof_idx=dof_idx, foot_body=foot_body, link_of_geom=link_of_geom,
                     ground_geom=ground, base_body=base, base_mass=float(model.body_mass[base]))
+
+
+def set_pd(model: mujoco.MjModel, kp, kd, effort) -> None:
+    """Make actuator i (joint i in the robot's order) a PD servo on its control, the target angle:
+    torque = kp (target - q) - kd qdot, clamped at +-effort (np.inf: no limit); each (12,) or scalar. MuJoCo then
+    runs the PD loop at every physics step of a multi-step mj_step."""
+    n = model.nu
+    kp, kd, effort = (np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)) for v in (kp, kd, effort))
+    model.actuator_gaintype[:] = mujoco.mjtGain.mjGAIN_FIXED
+    model.actuator_biastype[:] = mujoco.mjtBias.mjBIAS_AFFINE
+    model.actuator_gainprm[:, :] = 0.0
+    model.actuator_biasprm[:, :] = 0.0
+    model.actuator_gainprm[:, 0] = kp
+    model.actuator_biasprm[:, 1] = -kp
+    model.actuator_biasprm[:, 2] = -kd
+    limited = np.isfinite(effort)
+    model.actuator_forcelimited[:] = limited
+    model.actuator_forcerange[:, 0] = np.where(limited, -effort, 0.0)
+    model.actuator_forcerange[:, 1] = np.where(limited, effort, 0.0)
+    model.actuator_ctrllimited[:] = False

@@ -1,8 +1,8 @@
 """Run a policy bundle in MuJoCo: the second engine judges a policy from its exported files alone.
 
 The policy (policy.onnx through onnxruntime) acts every control period; its PD target is held in between while
-this runner computes the PD torque `kp (target - q) - kd qd`, clamped at the effort limits, at every physics step
-(500 Hz by default). The observation and the PD target come from imitation.env.observations, the very functions
+MuJoCo's actuators apply the PD torque `kp (target - q) - kd qd`, clamped at the effort limits, at every physics
+step (500 Hz by default; `model.set_pd`). The observation and the PD target come from imitation.env.observations, the very functions
 the Genesis env calls. Every episode starts at t = 0 in the reference's first frame and runs the full episode;
 the recorded states make an imitation.analysis.metrics.Trajectory, judged by the same success rule and metrics
 as a Genesis evaluation.
@@ -25,7 +25,7 @@ from retarget.errors import InputError
 
 from ..analysis.metrics import Trajectory
 from ..env.observations import ObservationSpec, pd_target, policy_observation, projected_gravity, residual_base
-from .model import Go2Model, build_model
+from .model import Go2Model, build_model, set_pd
 
 DEFAULT_PHYSICS_HZ = 500.0
 CONTACT_FORCE_N = 1.0          # a foot is in contact above this net ground force (as in the Genesis env)
@@ -310,10 +310,11 @@ class MujocoRunner:
         sims = []
         for phys in physics:
             g, m = self._physics_model(phys)
+            kp, kd = np.asarray(c["kp"]) * phys.kp_scale, np.asarray(c["kd"]) * phys.kd_scale
+            set_pd(m, kp, kd, effort)
             d = mujoco.MjData(m)
             self.reset_state(g, m, d)
-            sims.append((g, m, d, c["kp"] * phys.kp_scale, c["kd"] * phys.kd_scale,
-                         max(1, int(round(self.dt * phys.physics_hz)))))
+            sims.append((g, m, d, kp, kd, max(1, int(round(self.dt * phys.physics_hz)))))
         n = len(sims)
         actions, last_actions = torch.zeros(n, 12), torch.zeros(n, 12)
         target = np.repeat(self.ref.dof_pos[0].numpy().astype(np.float64)[None], n, axis=0)
@@ -350,10 +351,8 @@ class MujocoRunner:
                                scale).numpy().astype(np.float64)
             for i in live:
                 g, m, d, kp, kd, substeps = sims[i]
-                for _ in range(substeps):
-                    q, qd = d.qpos[g.qpos_idx], d.qvel[g.dof_idx]
-                    d.ctrl[:] = np.clip(kp * (target[i] - q) - kd * qd, -effort, effort)
-                    mujoco.mj_step(m, d)
+                d.ctrl[:] = target[i]
+                mujoco.mj_step(m, d, nstep=substeps)
                 if not (np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all()):
                     fault_at[i] = k + 1
         return [Episode(arrays={key: np.asarray(v) for key, v in rec.items()}, physics=phys, fault_at=fault_at[i])

@@ -49,6 +49,7 @@ from ..sim import cpu_cores
 from .jobs import Job, run_jobs
 
 LOOP_VIDEO_S = 4.0  # seconds of video for a looping clip
+VIDEO_FPS = 25.0    # smooth enough to follow a flip, and half the frames of the 50 Hz control rate to render
 
 DEFAULT_CONFIGS = {
     "imitation": PROJECT_ROOT / "configs" / "imitation_backflip_refined_jointbase.yaml",
@@ -318,6 +319,7 @@ def render_comparison(out: Path, policies, clip, extra_tracks=(), res=(960, 400)
     t0 = time.time()
     apex_t = float(np.argmax(tref.root_pos[:, 2])) * dt  # the still frame: the reference at its highest
     info = render_tracks(shown[:1] + [tref] + shown[1:], out / "compare.mp4", dt, res=res,
-                         frame_png=out / "compare_frame.png", frame_png_time=apex_t, max_frames=n)
+                         frame_png=out / "compare_frame.png", frame_png_time=apex_t, max_frames=n,
+                         fps=VIDEO_FPS)
     return info.path, {"frames": info.frames, "render_fps": round(info.render_fps, 2),
                        "wall_s": round(time.time() - t0, 1)}
