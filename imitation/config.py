@@ -274,6 +274,10 @@ SCHEMA = Section(
         # Mean number of control steps between redraws of friction, base mass and kp / kd for the envs that reset
         # inside step() (1: at every reset). reset_envs() always redraws.
         physics_redraw_every=Int(10, min=1),
+        # A curriculum: 0, the full ranges from the first step; else every draw is pulled towards the nominal robot
+        # by a factor that grows linearly from 0 to 1 over this many training env steps (this process's envs; a
+        # resumed run goes on from where it stopped). Evaluations always draw from the full ranges.
+        curriculum_env_steps=Int(0, min=0),
         init_noise=Section(                     # standard deviations added to the initial state
             root_pos=Num(0.0), root_rot=Num(0.0), root_lin_vel=Num(0.0), root_ang_vel=Num(0.0),
             dof_pos=Num(0.0), dof_vel=Num(0.0),

@@ -230,6 +230,31 @@ def test_reset_envs_draws_physics_within_the_ranges(env):
     assert not torch.allclose(_physics(env), p)
 
 
+def test_a_randomization_curriculum_widens_the_draws_from_the_nominal_robot(env, monkeypatch):
+    """With curriculum_env_steps C, the draws at env step t reach (t / C) of the way from the nominal robot to the
+    ranges' ends; an evaluation (playback) draws from the full ranges whatever the curriculum says."""
+    d = env.dr
+    monkeypatch.setitem(d, "curriculum_env_steps", 1000)
+    nominal = torch.tensor([1.0, env.base_mass, env.kp, env.kd])
+    full = torch.tensor([max(abs(d["friction"][0] - 1.0), abs(d["friction"][1] - 1.0)),
+                         max(abs(v) for v in d["added_base_mass"]),
+                         env.kp * max(abs(v - 1.0) for v in d["kp_scale"]), env.kd * max(abs(v - 1.0) for v in d["kd_scale"])])
+    spread = {}
+    for steps in (0, 250, 1000, 5000):
+        monkeypatch.setattr(env, "env_steps", steps)
+        env._randomize(_all(env))
+        dev = (_physics(env) - nominal).abs()
+        assert torch.all(dev <= full * min(1.0, steps / 1000) + 1e-4), steps
+        spread[steps] = float((dev / full).max())
+    assert spread[0] < 1e-5 and 0.1 < spread[250] <= 0.25 + 1e-4 and spread[1000] > 0.5 and spread[5000] > 0.5
+    monkeypatch.setattr(env, "env_steps", 0)
+    with env.playback(2, dr_ranges=d):
+        env.reset_envs(_all(env), _frames(env, 0))
+        assert float(((_physics(env) - nominal).abs() / full).max()) > 0.5
+    assert env.randomization_scale() == 0.0  # restored after the playback
+    env.reset_envs(_all(env), _frames(env, 0))
+
+
 def test_resets_in_step_keep_or_redraw_physics(env, monkeypatch):
     """A reset inside step() without a redraw keeps the env's physics (the latency still drawn anew); with
     physics_redraw_every N, about 1 in N of the steps that reset envs redraws theirs."""

@@ -130,6 +130,7 @@ class ImitationEnv(VecEnv):
         self.start_at_zero_fraction = float(cfg["reset"]["start_at_zero_fraction"])
         self.dr = cfg["domain_randomization"]
         self.dr_on = self.dr["enabled"]
+        self.env_steps = 0  # training env steps so far (what a randomization curriculum follows)
         # Decides which steps redraw physics at their resets (see _randomize); seeded for reproducible runs.
         self._redraw_rng = random.Random(cfg.get("seed"))
         self.rewards = RewardSum(cfg["rewards"]["terms"], self.dt, cfg["rewards"]["scale_by_dt"])
@@ -315,6 +316,7 @@ class ImitationEnv(VecEnv):
         self.scene.step()
         self.frame += 1
         self.episode_length_buf += 1
+        self.env_steps += self.num_envs
         self._read_state()
 
         # 2. terminations
@@ -401,6 +403,7 @@ class ImitationEnv(VecEnv):
         try:
             self.terminations = {}
             self.max_episode_length = steps + 1
+            self.dr = {**self.dr, "curriculum_env_steps": 0}  # evaluations draw from the full ranges
             if self.dr_on and dr_ranges is not None:
                 # (actuator ranges not given: the nominal actuator model)
                 self.dr = {**self.dr, **{k: dr_ranges.get(k, NOMINAL_DR[k]) for k in NOMINAL_DR},
@@ -541,7 +544,8 @@ class ImitationEnv(VecEnv):
         indices (a host sync on a GPU). step() redraws on a random 1 in `physics_redraw_every` of its steps, drawn
         per step and not per env, so the envs whose episodes end in lockstep are not left out."""
         dev, d = self.device, self.dr
-        latency, p_latency = bool(self.cfg["env"]["action_latency"]), d["action_latency_probability"]
+        s = self.randomization_scale()
+        latency, p_latency = bool(self.cfg["env"]["action_latency"]), d["action_latency_probability"] * s
         if not redraw_physics:
             if p_latency > 0:
                 torch.where(mask, (torch.rand(self.num_envs, device=dev) < p_latency) | latency, self.delayed,
@@ -551,14 +555,22 @@ class ImitationEnv(VecEnv):
         k = len(idx)
         if k == 0:
             return
-        u = lambda lo_hi, *shape: lo_hi[0] + (lo_hi[1] - lo_hi[0]) * torch.rand(k, *shape, device=dev)  # noqa: E731
-        friction = u(d["friction"], 1)
-        added_mass = u(d["added_base_mass"], 1)
-        self.set_physics(idx, friction, added_mass, u(d["kp_scale"], 1), u(d["kd_scale"], 1),
-                         {name: nominal.expand(k, 12) if d.get(name) is None else u(d[name], 12)
+        # A draw from the full range, pulled towards the nominal value by the curriculum's scale s.
+        u = lambda lo_hi, nominal, *shape: nominal + s * (  # noqa: E731
+            lo_hi[0] + (lo_hi[1] - lo_hi[0]) * torch.rand(k, *shape, device=dev) - nominal)
+        friction = u(d["friction"], NOMINAL_DR["friction"][0], 1)
+        added_mass = u(d["added_base_mass"], NOMINAL_DR["added_base_mass"][0], 1)
+        self.set_physics(idx, friction, added_mass, u(d["kp_scale"], 1.0, 1), u(d["kd_scale"], 1.0, 1),
+                         {name: nominal.expand(k, 12) if d.get(name) is None else u(d[name], nominal, 12)
                           for name, nominal in self.nominal_actuators.items()})
         if p_latency > 0:  # after the physics, per reset env: the order of the draws a seeded evaluation repeats
             self.delayed[idx] = (torch.rand(k, device=dev) < p_latency) | latency
+
+    def randomization_scale(self) -> float:
+        """How far the randomization's draws reach from the nominal robot towards the full ranges (0-1): 1 unless
+        `domain_randomization.curriculum_env_steps` makes it grow with the training env steps."""
+        steps = self.dr.get("curriculum_env_steps", 0)
+        return 1.0 if not steps else min(1.0, self.env_steps / steps)
 
     def set_physics(self, idx: torch.Tensor, friction, added_mass, kp_scale, kd_scale,
                     actuators: dict | None = None) -> None:
@@ -641,6 +653,8 @@ class ImitationEnv(VecEnv):
         window = self.stats.tick()
         if window is not None:
             window.update(self.online_success.emit())
+            if self.dr_on and self.dr.get("curriculum_env_steps"):
+                window["Curriculum/randomization_scale"] = torch.tensor(self.randomization_scale())
             self.extras["episode"] = window
         else:
             self.extras.pop("episode", None)

@@ -349,6 +349,7 @@ def train(
     runner.add_git_repo_to_log(str(PROJECT_ROOT))
     if ckpt is not None:
         runner.load(ckpt)
+        env.env_steps = runner.completed * cfg["ppo"]["num_steps_per_env"] * env.num_envs  # where a curriculum was
         if rank == 0:
             print(f"resumed from {ckpt} at iteration {runner.completed}")
     remaining = max(0, cfg["ppo"]["max_iterations"] - runner.completed)
