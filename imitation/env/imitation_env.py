@@ -555,9 +555,11 @@ class ImitationEnv(VecEnv):
         k = len(idx)
         if k == 0:
             return
-        # A draw from the full range, pulled towards the nominal value by the curriculum's scale s.
-        u = lambda lo_hi, nominal, *shape: nominal + s * (  # noqa: E731
-            lo_hi[0] + (lo_hi[1] - lo_hi[0]) * torch.rand(k, *shape, device=dev) - nominal)
+
+        def u(lo_hi, nominal, *shape):  # a draw from the full range, pulled towards nominal by the curriculum's s
+            x = lo_hi[0] + (lo_hi[1] - lo_hi[0]) * torch.rand(k, *shape, device=dev)
+            return x if s == 1.0 else nominal + s * (x - nominal)
+
         friction = u(d["friction"], NOMINAL_DR["friction"][0], 1)
         added_mass = u(d["added_base_mass"], NOMINAL_DR["added_base_mass"][0], 1)
         self.set_physics(idx, friction, added_mass, u(d["kp_scale"], 1.0, 1), u(d["kd_scale"], 1.0, 1),
