@@ -383,6 +383,9 @@ SCHEMA = Section(
             hidden_dims=ListOf(Int(min=1), default=[512, 256, 128]),
             activation=Str("elu"),
             obs_normalization=Bool(False),
+            # The output layer starts at zero: the mean action is 0 for every observation, so a residual policy
+            # starts as its base (the reference, or a refined clip's open loop that already performs the motion).
+            zero_output=Bool(False),
             distribution_cfg=Section(
                 class_name=Str("GaussianDistribution"),
                 init_std=Num(1.0),

@@ -77,3 +77,23 @@ def test_a_bad_clip_fails_before_a_run_folder_exists(tmp_path):
         with pytest.raises(InputError, match=clip.name):
             train("configs/imitation_backflip.yaml", clip=clip, runs_dir=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
+
+
+def test_zero_output_starts_the_policy_at_its_residual_base():
+    """`ppo.actor.zero_output`: the actor's mean action is 0 for any observation (the residual's base acts), and
+    the option is taken out of what rsl-rl's model constructor gets."""
+    from rsl_rl.models import MLPModel
+    from tensordict import TensorDict
+
+    from imitation.rl.train import rsl_rl_config, zero_output
+
+    obs = TensorDict({"policy": torch.randn(6, 60)}, batch_size=[6])
+    actor = MLPModel(obs, {"actor": ["policy"]}, "actor", 12, hidden_dims=[32, 16],
+                     distribution_cfg={"class_name": "GaussianDistribution", "init_std": 0.2})
+    x = torch.randn(6, 60)
+    assert actor.mlp(x).abs().max() > 1e-3          # a fresh network's mean action is not zero
+    zero_output(actor)
+    assert torch.equal(actor.mlp(x), torch.zeros(6, 12))
+    cfg = config_mod.defaults()
+    cfg["ppo"]["actor"]["zero_output"] = True
+    assert "zero_output" not in rsl_rl_config(cfg)["actor"]

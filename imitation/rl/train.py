@@ -270,9 +270,17 @@ def _episode_means(ep_extras: list[dict]) -> dict[str, float]:
 # ---------------------------------------------------------------------------- training
 
 
+def zero_output(actor: torch.nn.Module) -> None:
+    """Zero the weights and bias of the actor's last linear layer (its mean action is then 0 everywhere)."""
+    last = [m for m in actor.modules() if isinstance(m, torch.nn.Linear)][-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)
+
+
 def rsl_rl_config(cfg: dict) -> dict:
     """The OnPolicyRunner train_cfg from the config's `ppo` section."""
     ppo = {k: v for k, v in cfg["ppo"].items() if k != "max_iterations"}
+    ppo["actor"] = {k: v for k, v in ppo["actor"].items() if k != "zero_output"}  # applied by `train`
     ppo["run_name"] = cfg.get("run_name")
     return json.loads(json.dumps(ppo))  # a deep copy: rsl-rl edits its config in place
 
@@ -347,6 +355,8 @@ def train(
     runner = Runner(env, rsl_rl_config(cfg), cfg, run_dir if rank == 0 else None, device, verbose=verbose,
                     update_threads=update_threads)
     runner.add_git_repo_to_log(str(PROJECT_ROOT))
+    if ckpt is None and cfg["ppo"]["actor"]["zero_output"]:
+        zero_output(runner.alg.actor)
     if ckpt is not None:
         runner.load(ckpt)
         env.env_steps = runner.completed * cfg["ppo"]["num_steps_per_env"] * env.num_envs  # where a curriculum was
