@@ -404,6 +404,11 @@ SCHEMA = Section(
 
 # Domain-randomization ranges that draw the nominal robot, and no initial-state noise: what playback of an env
 # built with randomization uses for the nominal robot.
+def actor_model_kwargs(cfg: dict) -> dict:
+    """The `ppo.actor` settings rsl-rl's model constructor takes (zero_output is applied by the training)."""
+    return {k: v for k, v in cfg["ppo"]["actor"].items() if k != "zero_output"}
+
+
 NOMINAL_DR = {"friction": [1.0, 1.0], "added_base_mass": [0.0, 0.0], "kp_scale": [1.0, 1.0],
               "kd_scale": [1.0, 1.0], "action_latency_probability": 0.0, "armature": None, "friction_loss": None,
               "joint_damping": None}

@@ -89,7 +89,7 @@ def _build_actor(cfg: dict, state: dict, dev, path):
     groups = list(cfg["ppo"]["obs_groups"]["actor"])
     # The actor only needs the total input size: the first group gets all of it, the others none.
     fake = TensorDict({g: torch.zeros(1, obs_dim if i == 0 else 0) for i, g in enumerate(groups)}, batch_size=[1])
-    kw = dict(cfg["ppo"]["actor"])
+    kw = config_mod.actor_model_kwargs(cfg)
     cls = getattr(rsl_rl.models, kw.pop("class_name"))
     actor = cls(fake, {"actor": groups}, "actor", 12, **kw)
     actor.load_state_dict(state)

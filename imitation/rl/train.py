@@ -280,7 +280,7 @@ def zero_output(actor: torch.nn.Module) -> None:
 def rsl_rl_config(cfg: dict) -> dict:
     """The OnPolicyRunner train_cfg from the config's `ppo` section."""
     ppo = {k: v for k, v in cfg["ppo"].items() if k != "max_iterations"}
-    ppo["actor"] = {k: v for k, v in ppo["actor"].items() if k != "zero_output"}  # applied by `train`
+    ppo["actor"] = config_mod.actor_model_kwargs(cfg)
     ppo["run_name"] = cfg.get("run_name")
     return json.loads(json.dumps(ppo))  # a deep copy: rsl-rl edits its config in place
 
