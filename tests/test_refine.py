@@ -488,3 +488,33 @@ def test_a_stale_cache_is_told_apart(tmp_path):
     tighter = load_config(PROJECT_ROOT / DEFAULT_CONFIG, {"refine": {"tolerances": {"apex_ratio": 2.0}}})
     assert "misses the current tolerances (apex" in cache_status(PROJECT_ROOT / "motions" / "backflip.yaml", cache,
                                                                  tighter)
+
+
+def test_a_partial_result_past_a_joint_limit_is_clamped_into_what_the_clip_check_accepts():
+    """--allow-partial writes what train reads: simulated joints further past a URDF limit than the shared clip
+    check's tolerance are clamped into it, the rest untouched; a clip within it is written as it is."""
+    from dataclasses import replace
+
+    from retarget.clip import LIMIT_TOLERANCE, check_robot, limit_excess
+    from retarget.errors import InputError
+    from retarget.robot import load_robot
+
+    from imitation.refine.run import _within_limit_tolerance
+    from synthetic_clip import hop_clip
+
+    robot = load_robot()
+    clip = hop_clip(robot)
+    assert _within_limit_tolerance(clip, robot, print) is clip
+    bad = clip.dof_pos.copy()
+    j = robot.joint_names.index("FL_calf_joint")
+    bad[10:13, j] = robot.lower[j] - 0.111
+    past = replace(clip, dof_pos=bad)
+    with pytest.raises(InputError, match="outside"):
+        check_robot(past, robot, "refined.h5")
+    said = []
+    fixed = _within_limit_tolerance(past, robot, lambda msg, end="": said.append(msg))
+    check_robot(fixed, robot, "refined.h5")                         # train and evaluation accept it
+    assert LIMIT_TOLERANCE * 0.98 < limit_excess(fixed, robot)["excess_rad"] <= LIMIT_TOLERANCE
+    changed = (fixed.dof_pos != past.dof_pos).any(1)
+    assert changed.sum() == 3 and changed[10:13].all()
+    assert "3 frames" in said[0] and "FL_calf_joint" in said[0]

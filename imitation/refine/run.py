@@ -238,9 +238,29 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
         hint = _keyframe_hint(source, rep.shortfall_times(report, tol))
         raise InputError(f"{source}: not feasible within the refinement budget: {'; '.join(report['shortfalls'])}"
                          f"{hint}; nothing written (--allow-partial writes it anyway)")
+    refined = _within_limit_tolerance(refined, robot, progress)
     write_clip(refined, output)
     checkpoint.unlink(missing_ok=True)
     return Refined(clip=refined, report=report, written=True)
+
+
+def _within_limit_tolerance(clip, robot, progress):
+    """A partial result whose simulated joints went further past a URDF limit than the clip check lets through
+    (retarget.clip.LIMIT_TOLERANCE) would be written only to be refused by every stage that reads clips: its
+    joint positions are clamped into that band (0.99 of it, clear of rounding), and it says so."""
+    from dataclasses import replace
+
+    from retarget.clip import LIMIT_TOLERANCE, limit_excess
+
+    worst = limit_excess(clip, robot)
+    if worst["excess_rad"] <= LIMIT_TOLERANCE:
+        return clip
+    band = 0.99 * LIMIT_TOLERANCE
+    dof_pos = np.clip(clip.dof_pos, robot.lower - band, robot.upper + band)
+    progress(f"  joint positions clamped to {band:.3f} rad past the URDF limits at {int((dof_pos != clip.dof_pos).any(1).sum())} "
+             f"frames (up to {worst['excess_rad'] - band:.3f} rad; worst {worst['joint']} at {worst['time_s']:.2f} s), so "
+             f"that train and evaluation accept the clip\n", end="")
+    return replace(clip, dof_pos=dof_pos)
 
 
 def _resumed_state(checkpoint: Path, key: dict):
