@@ -234,7 +234,7 @@ SCHEMA = Section(
         observations=Section(
             last_actions=Choice("previous", "current", default="previous"),  # "current": as the Genesis example plays back
             future_frames=ListOf(Int(min=1), default=[]),   # reference frames ahead (control steps) in the actor obs
-            future_terms=ListOf(Choice("joint_pos", "attitude"), default=["joint_pos", "attitude"]),
+            future_terms=ListOf(Choice("joint_pos", "attitude", "position"), default=["joint_pos", "attitude"]),
             privileged_critic=Bool(True),       # critic gets base velocity, height, contacts, tracking errors
         ),
     ),

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 from imitation.utils.rotations import quat_error_angle
 
@@ -66,6 +67,16 @@ def test_future_reference_observations(env):
         assert p.shape == (n, 60 + 2 * 12 + 2 * 6)
         torch.testing.assert_close(p[:, 60:72], env.ref.dof_pos[11].expand(n, 12) - env.default_dof_pos)
         torch.testing.assert_close(p[:, 72:84], env.ref.dof_pos[15].expand(n, 12) - env.default_dof_pos)
+        # The reference's base 1 and 5 frames ahead, seen from the robot's base (which RSI put at frame 10).
+        env.obs_spec = dataclasses.replace(saved, future_frames=(1, 5), future_terms=("position",))
+        p = env._observations()["policy"]
+        assert p.shape == (n, 60 + 2 * 3)
+        body = Rotation.from_quat(env.root_quat.cpu().numpy(), scalar_first=True)
+        for i, k in enumerate((1, 5)):
+            ahead = (env.ref.root_pos[10 + k] - env.root_pos).cpu().numpy()
+            np.testing.assert_allclose(p[:, 60 + 3 * i:63 + 3 * i].cpu().numpy(), body.inv().apply(ahead), atol=1e-5)
+        step = np.linalg.norm((env.ref.root_pos[15] - env.ref.root_pos[10]).cpu().numpy())
+        assert np.linalg.norm(p[0, 63:66].cpu().numpy()) == pytest.approx(step, abs=2e-3)
     finally:
         env.obs_spec = saved
 

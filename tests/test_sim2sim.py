@@ -3,6 +3,7 @@ stand-in policy is judged in MuJoCo from its bundle alone, without importing gen
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -93,6 +94,10 @@ def test_both_engines_make_the_same_observation(env, stand_in):
     vel[0, env.dof_idx] = torch.tensor(joint_vel, dtype=torch.float32)
     a, b = torch.tensor(rng.normal(size=(1, 12)), dtype=torch.float32), torch.tensor(rng.normal(size=(1, 12)),
                                                                                    dtype=torch.float32)
+    # Every term of the reference ahead too (the base position relative to the reference's among them).
+    saved = env.obs_spec
+    env.obs_spec = runner.spec = dataclasses.replace(saved, future_frames=(1, 5),
+                                                     future_terms=("joint_pos", "attitude", "position"))
     try:
         env.robot.set_dofs_velocity(vel, skip_forward=True)
         env.robot.set_qpos(qpos, zero_velocity=False)
@@ -104,8 +109,9 @@ def test_both_engines_make_the_same_observation(env, stand_in):
         mujoco.mj_forward(m, d)
         mujoco_obs = runner.observation([runner.read_state(g, m, d)], frame, a, b)[0]
     finally:
+        env.obs_spec = saved
         env.reset_envs(torch.ones(n, dtype=torch.bool, device=env.device))
-    assert genesis_obs.shape == mujoco_obs.shape == (60,)
+    assert genesis_obs.shape == mujoco_obs.shape == (60 + 2 * (12 + 6 + 3),)
     torch.testing.assert_close(mujoco_obs, genesis_obs, atol=1e-5, rtol=0)
     assert float(genesis_obs[3:6].norm()) == pytest.approx(1.0, abs=1e-5)   # a unit gravity, really rotated
 

@@ -611,7 +611,8 @@ class ImitationEnv(VecEnv):
         policy = policy_observation(
             self.obs_spec, self.ref, self.frame, root_quat=self.root_quat, root_ang_vel_b=self.root_ang_vel_b,
             projected_gravity=self.projected_gravity, dof_pos=self.dof_pos, dof_vel=self.dof_vel,
-            default_dof_pos=self.default_dof_pos, actions=self.actions, last_actions=self.last_actions, phase=phase)
+            default_dof_pos=self.default_dof_pos, actions=self.actions, last_actions=self.last_actions, phase=phase,
+            root_pos=self.root_pos)
         critic = policy
         if self.privileged_critic:
             ref = self.ref.frame(self.frame)

@@ -15,6 +15,10 @@ Actor observation, in order (the Genesis backflip example's 60 values, then the 
                            length), of 2 pi x (1, 2, 4) x the phase within the cycle for a loop
     future_joint_pos  12 k reference joints - default pose, k frames ahead (if "joint_pos" in future_terms)
     future_attitude    6 k reference attitude relative to the body (rot6d), k frames ahead (if "attitude")
+    future_position    3 k reference base position relative to the base, in the body frame, k frames ahead (if
+                           "position"): where the motion goes and how far the robot has drifted from it, which the
+                           clock alone cannot tell a policy (a robot's estimate of its own position, as a tracking
+                           controller on hardware gets it from state estimation)
 
 PD target: `default pose + action_scale * action` (action mode "default"), or the residual
 `base[row(frame)] + action_scale * action` around a base per clip frame (`residual_base`).
@@ -34,7 +38,7 @@ from ..utils.rotations import quat_conj, quat_mul, quat_rotate_inverse, quat_to_
 BASE_LAYOUT = (("root_ang_vel_b", 3, 0.25), ("projected_gravity", 3, 1.0), ("dof_pos", 12, 1.0),
                ("dof_vel", 12, 0.05), ("actions", 12, 1.0), ("last_actions", 12, 1.0), ("phase", 6, 1.0))
 # Values per future frame of each future term, in the order they follow the first 60.
-FUTURE_TERMS = {"joint_pos": 12, "attitude": 6}
+FUTURE_TERMS = {"joint_pos": 12, "attitude": 6, "position": 3}
 
 
 def observation_size(future_frames, future_terms) -> int:
@@ -94,10 +98,11 @@ def projected_gravity(root_quat: torch.Tensor) -> torch.Tensor:
 
 def policy_observation(spec: ObservationSpec, ref, frame: torch.Tensor, *, root_quat, root_ang_vel_b,
                        projected_gravity, dof_pos, dof_vel, default_dof_pos, actions, last_actions,
-                       phase: torch.Tensor | None = None) -> torch.Tensor:
+                       phase: torch.Tensor | None = None, root_pos: torch.Tensor | None = None) -> torch.Tensor:
     """(n, spec.size) actor observation. State tensors are (n, ...) in the robot's joint order, quaternions wxyz;
     `ref` an imitation.env.reference.Reference; `frame` (n,) the control frame; `phase` the precomputed
-    phase_encoding of `frame` (an optional lookup)."""
+    phase_encoding of `frame` (an optional lookup); `root_pos` (n, 3) in the reference's world frame (needed by the
+    "position" term)."""
     if phase is None:
         phase = phase_encoding(spec, frame)
     last = actions if spec.last_actions == "current" else last_actions
@@ -111,6 +116,11 @@ def policy_observation(spec: ObservationSpec, ref, frame: torch.Tensor, *, root_
             qr = ref.future(frame, offsets, "root_quat")
             rel = quat_mul(quat_conj(root_quat)[:, None].expand(-1, len(offsets), 4), qr)
             parts.append(quat_to_rot6d(rel).reshape(n, -1))
+        if "position" in spec.future_terms:
+            k = len(offsets)
+            d = ref.future(frame, offsets, "root_pos") - root_pos[:, None]
+            parts.append(quat_rotate_inverse(root_quat[:, None].expand(-1, k, 4).reshape(-1, 4),
+                                             d.reshape(-1, 3)).reshape(n, -1))
     return torch.cat(parts, dim=-1)
 
 

@@ -293,7 +293,7 @@ class MujocoRunner:
             self.spec, self.ref, torch.full((len(states),), frame), root_quat=root_quat,
             root_ang_vel_b=t("root_ang_vel_b"), projected_gravity=projected_gravity(root_quat),
             dof_pos=t("dof_pos"), dof_vel=t("dof_vel"), default_dof_pos=self.default, actions=actions,
-            last_actions=last_actions)
+            last_actions=last_actions, root_pos=t("root_pos"))
 
     def run_episode(self, phys: Physics, steps: int | None = None, policy=True, on_frame=None) -> Episode:
         """One episode from t = 0 with `phys`; `policy` False: zero actions (the reference's replay through the
