@@ -341,8 +341,9 @@ class ImitationEnv(VecEnv):
 
         # 4. logging, reset, observations. (On CPU, skipping the reset when no env is done is free;
         # on a GPU that test would be a host sync, and the masked reset of no env is cheap there.)
-        self._log(ref, dones, reasons, time_out, fault, orientation_error)
-        if self.device.type != "cpu" or bool(dones.any()):
+        any_done = self.device.type != "cpu" or bool(dones.any())
+        self._log(ref, dones, any_done, reasons, time_out, fault, orientation_error)
+        if any_done:
             self._reset(dones, redraw_physics=self._redraw_rng.random() * self.dr["physics_redraw_every"] < 1.0)
         self.obs = self._observations()
         self.last_actions[:] = self.actions
@@ -356,8 +357,8 @@ class ImitationEnv(VecEnv):
         qpos, qvel = r.get_qpos(), r.get_dofs_velocity()
         self._root_pose.copy_(qpos[:, 0:7])         # root_pos, root_quat
         self._root_vel.copy_(qvel[:, 0:6])          # free joint: world-frame linear, body-frame angular velocity
-        self.dof_pos.copy_(qpos[:, self.q_idx])
-        self.dof_vel.copy_(qvel[:, self.dof_idx])
+        self.dof_pos.copy_(qpos.index_select(1, self.q_idx))  # (index_select: ~4x faster than [:, idx] on CPU)
+        self.dof_vel.copy_(qvel.index_select(1, self.dof_idx))
         self.root_ang_vel.copy_(quat_rotate(self.root_quat, self.root_ang_vel_b))
         # root_lin_vel_b and projected_gravity: one inverse rotation of (lin_vel, gravity)
         self._lin_vel_gravity[:, 0] = self.root_lin_vel
@@ -368,9 +369,9 @@ class ImitationEnv(VecEnv):
         self.foot_pos.copy_(r.get_links_pos(self.foot_link_idx))
         self.contact_forces = r.get_links_net_contact_force()
         force = torch.linalg.vector_norm(self.contact_forces, dim=-1)  # (n, n_links)
-        torch.gt(force[:, self.foot_link_idx], 1.0, out=self.foot_contact)
+        torch.gt(force.index_select(1, self.foot_link_idx), 1.0, out=self.foot_contact)
         # Any non-foot ground contact (the links of termination.contact_links), whether it terminates or not.
-        self.body_contact_now = (force[:, self.contact_link_idx] > self.contact_force).any(-1)
+        self.body_contact_now = (force.index_select(1, self.contact_link_idx) > self.contact_force).any(-1)
 
     def state(self) -> State:
         """The current state as reward terms see it."""
@@ -472,7 +473,7 @@ class ImitationEnv(VecEnv):
             vel, qpos, new_state, foot_contact = self._reset_rows(start)
         else:                                                   # no noise: rows of the table of every clip frame
             rows = start.clamp(0, len(self._reset_table[0]) - 1)
-            vel, qpos, new_state, foot_contact = (t[rows] for t in self._reset_table)
+            vel, qpos, new_state, foot_contact = (t.index_select(0, rows) for t in self._reset_table)
         # Genesis: velocities first (no forward pass), then the pose with forward kinematics.
         self.robot.set_dofs_velocity(vel, envs_idx=mask, skip_forward=True)
         self.robot.set_qpos(qpos, envs_idx=mask, zero_velocity=False)
@@ -605,7 +606,7 @@ class ImitationEnv(VecEnv):
 
     def _observations(self) -> TensorDict:
         if self.max_episode_length < len(self._phase_table):
-            phase = self._phase_table[self.frame.clamp(max=self.max_episode_length)]
+            phase = self._phase_table.index_select(0, self.frame.clamp(max=self.max_episode_length))
         else:  # evaluation or rendering runs episodes past the training length
             phase = None
         policy = policy_observation(
@@ -633,9 +634,11 @@ class ImitationEnv(VecEnv):
 
     # ------------------------------------------------------------------ logging
 
-    def _log(self, ref, dones, reasons, time_out, fault, orientation_error) -> None:
-        episode_values = torch.cat([self.episode_sums, reasons.to(torch.float32), time_out[:, None].to(torch.float32)], -1)
-        self.stats.add_episodes(dones, episode_values)
+    def _log(self, ref, dones, any_done: bool, reasons, time_out, fault, orientation_error) -> None:
+        if any_done:
+            episode_values = torch.cat([self.episode_sums, reasons.to(torch.float32), time_out[:, None].to(torch.float32)],
+                                       -1)
+            self.stats.add_episodes(dones, episode_values)
         n_fault = fault.sum().to(torch.float32)
         self._fault_count += n_fault
         self.stats.add_counts(n_fault[None])

@@ -144,5 +144,5 @@ def residual_base(ref, mode: str, lead: int, velocity_gain: float) -> torch.Tens
 def pd_target(base: torch.Tensor | None, ref, frame: torch.Tensor, default_dof_pos: torch.Tensor,
               executed: torch.Tensor, action_scale: float, out: torch.Tensor | None = None) -> torch.Tensor:
     """(n, 12) PD targets of the `executed` actions (n, 12) at control frames `frame` (n,) (into `out` if given)."""
-    b = default_dof_pos if base is None else base[ref.row(frame)]
+    b = default_dof_pos if base is None else base.index_select(0, ref.row(frame))
     return torch.add(b, executed, alpha=action_scale, out=out)

@@ -97,7 +97,7 @@ class Reference:
 
     def frame(self, idx: torch.Tensor) -> RefFrame:
         """Reference at integer control frames idx (n,) (see the module docstring for loops)."""
-        rows = self._table[self.row(idx)]
+        rows = self._table.index_select(0, self.row(idx))  # one gather (index_select: faster than [idx] on CPU)
         out = dict(zip(self._names, torch.split(rows, self._widths, dim=1)))
         out["time"] = out["time"].squeeze(1)
         out["foot_pos"] = out["foot_pos"].view(len(idx), 4, 3)
