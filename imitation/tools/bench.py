@@ -19,7 +19,7 @@ starts, so machine load hits all of them alike):
 Every timed block starts from a fresh reset of all envs (reference state initialization as in
 training) after one untimed step, so floor and env see the same kind of states. Reported: env-steps/s
 (median over repetitions), the ratio env / floor (median of the per-repetition ratios) and the update's
-share of a PPO iteration. Targets (256 envs): env >= 0.93 x floor, reward-only likewise, update <= 20 %.
+share of a PPO iteration. Targets (256 envs): env >= 0.9 x floor, reward-only likewise, update <= 25 %.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import torch
 from ..env import terminations as _TERMINATIONS
 from ..rl.timing import PPOTimer, fresh_start
 
-TARGETS = {"ratio_imitation": 0.93, "ratio_reward": 0.93, "ppo_update_share": 0.20}
+TARGETS = {"ratio_imitation": 0.90, "ratio_reward": 0.90, "ppo_update_share": 0.25}
 CONFIGS = {"imitation": "configs/imitation_backflip.yaml", "reward": "configs/reward_backflip.yaml"}
 
 
