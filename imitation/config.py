@@ -335,6 +335,7 @@ SCHEMA = Section(
             root_pos=Num(4.0), root_rot=Num(2.0), joint_pos=Num(0.5), foot_pos=Num(2.0), contact=Num(0.5),
             body_contact=Num(20.0), height_deficit=Num(30.0), joint_limit=Num(10.0), torque_limit=Num(0.05),
             net_rotation=Num(3.0), end_pos=Num(4.0), end_height=Num(20.0), end_rot=Num(10.0), end_contact=Num(2.0),
+            closure_joints=Num(5.0), closure_velocity=Num(0.5),   # loops only: the cycle ends where it began
         ),
         height_margin=Num(0.03),                # m the base may sink below the source before height_deficit counts
         tolerances=Section(                     # the refined clip must meet these, else refine fails
@@ -348,6 +349,7 @@ SCHEMA = Section(
             # foot by centimetres (the bundled backflip's refined landing: 44 mm); deeper leans on ground that is not there
             foot_penetration_m=Num(0.05),
             flight_time_s=Num(0.1),             # longest flight vs the source's (a stand must not become a hop)
+            loop_closure_rad=Num(0.15),         # loops: joint RMSE between the cycle's end and its start
         ),
         # When the result misses a tolerance: more rounds over the windows around where it fails (all of them when
         # the miss has no time, e.g. the net turn), each with retry_generations per window, from the best so far

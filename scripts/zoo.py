@@ -72,10 +72,9 @@ def row(motion: Path, out: Path) -> dict:
 def standing_verdict(clip_path: Path) -> tuple[bool, bool]:
     """(loop?, does a robot that stands still pass?): the clip's first frame held for an evaluation episode (10 s
     for a loop, the clip's length otherwise), judged by the success rule with the default tolerances."""
-    import numpy as np
     import torch
 
-    from imitation.analysis.metrics import Trajectory
+    from imitation.analysis.metrics import reference_trajectory
     from imitation.config import defaults
     from imitation.env.reference import Reference
     from imitation.env.success import trajectory_verdicts
@@ -85,12 +84,7 @@ def standing_verdict(clip_path: Path) -> tuple[bool, bool]:
     dt = cfg["env"]["dt"]
     ref = Reference(read_clip(clip_path), None, dt, "cpu")
     steps = int(round(cfg["env"]["loop_episode_length_s"] / dt)) if ref.loop else ref.num_frames - 1
-    f = ref.frame(torch.zeros(steps + 1, dtype=torch.long))
-    z = np.zeros((1, steps + 1, 12))
-    traj = Trajectory(dt=dt, root_pos=f.root_pos.double().numpy()[None], root_quat=f.root_quat.double().numpy()[None],
-                      root_ang_vel_b=np.zeros((1, steps + 1, 3)), dof_pos=z, dof_vel=z, torque=z, actions=z,
-                      foot_pos=f.foot_pos.double().numpy()[None], foot_contact=f.foot_contact.numpy()[None],
-                      body_contact=np.zeros((1, steps + 1), bool))
+    traj = reference_trajectory(ref, torch.zeros(steps + 1, dtype=torch.long))
     return bool(ref.loop), bool(trajectory_verdicts(traj, ref, cfg["success"])["success"][0])
 
 

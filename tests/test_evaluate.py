@@ -14,7 +14,7 @@ import torch.nn as nn
 from imitation.config import defaults
 from imitation.env import success as rule
 from imitation.env.online_success import OnlineSuccess
-from imitation.evaluation.evaluate import eval_config, evaluate, write_json
+from imitation.evaluation.evaluate import eval_config, evaluate, evaluate_both, write_json
 from imitation.evaluation.policy import load_policy
 from imitation.rl.train import train
 from retarget.errors import InputError
@@ -168,6 +168,25 @@ def test_zero_policy_rollouts(env, env_config_path, zero60, tmp_path):
     assert out["success_rate"] == 1.0
     assert out["episode_length_s"] == pytest.approx(env.max_episode_length * env.dt)
     assert out["settings"]["success_tolerances"]["end_position_m"] == env.success_tolerances["end_position_m"]
+
+
+@pytest.mark.genesis
+def test_nominal_episode_beside_the_randomized_ones_is_the_nominal_evaluation(env, env_config_path, zero60):
+    """One batch serves both conditions: env 0 runs the nominal robot (whose episode, deterministic, stands for all
+    nominal ones), exactly as a nominal evaluation of its own; the other envs run randomized physics."""
+    alone = evaluate(zero60, config=env_config_path, episodes=1, env=env)
+    nom, rnd = evaluate_both(zero60, config=env_config_path, episodes=env.num_envs - 1, env=env)
+    n = env.num_envs - 1
+    assert nom.trajectory.num_episodes == rnd.trajectory.num_episodes == n
+    assert not nom.settings["randomize"] and rnd.settings["randomize"] and nom.settings["episodes"] == n
+    for e in range(n):
+        np.testing.assert_array_equal(nom.trajectory.root_pos[e], alone.trajectory.root_pos[0])
+    np.testing.assert_array_equal(nom.metrics["joint_rmse"], np.repeat(alone.metrics["joint_rmse"], n))
+    # Randomized physics (friction, mass, gains, latency) moves the robot differently from the nominal one.
+    spread = np.abs(rnd.trajectory.root_pos - alone.trajectory.root_pos[:1]).max(axis=(1, 2))
+    assert (spread > 1e-3).sum() >= n - 1, spread
+    with pytest.raises(InputError, match="num_envs"):
+        evaluate_both(zero60, config=env_config_path, episodes=env.num_envs, env=env)
 
 
 @pytest.mark.genesis

@@ -19,7 +19,7 @@ from imitation.refine.cost import TERMS
 from imitation.refine.knots import Knots, is_sagittal
 from imitation.refine.search import FAULT_COST, RefineStopped, SearchState, load_checkpoint, search
 from retarget.clip import Clip, read_clip
-from retarget.robot import load_robot
+from retarget.robot import PROJECT_ROOT, load_robot
 from test_bad_inputs import CORPUS, EXPECTED, assert_one_error_line, leftovers
 
 ROBOT = load_robot()
@@ -59,6 +59,56 @@ def test_windows_cover_every_knot_in_order():
     covered = set().union(*(range(*w) for w in wins))
     assert covered == set(range(knots.num_knots))
     assert knots.last_frame((0, 6), 0.02, 0.6, 101) == 55      # knot 5 at 0.5 s + 0.6 s horizon
+
+
+def test_periodic_knots_end_where_they_begin():
+    """A loop's offsets: the knot at the cycle's end is the first knot, so the next cycle's PD targets continue
+    without a jump; one knot fewer to search, and the first window touches the cycle's end too."""
+    open_, loop = (Knots(46, 0.02, 0.1, False, ROBOT, periodic=p) for p in (False, True))   # 0.9 s: 10 knots
+    assert (open_.num_knots, loop.num_knots) == (10, 9) and loop.size == 9 * 12
+    v = np.random.default_rng(1).normal(size=(3, loop.size))
+    off = loop.offsets(v).numpy()
+    np.testing.assert_allclose(off[:, -1], off[:, 0], atol=1e-6)
+    np.testing.assert_allclose(off[:, ::5][:, :9], v.reshape(3, 9, 12), atol=1e-6)   # knot j at frame 5 j
+    np.testing.assert_allclose(off[:, 42], 0.6 * off[:, 40] + 0.4 * off[:, 0], atol=1e-6)  # last knot -> first
+    assert loop.first_frame((0, 3)) == 0 and loop.first_frame((3, 9)) == 11
+
+
+def test_a_loop_refinement_is_judged_on_closing_and_on_the_source_s_body_motion():
+    from imitation.config import load_config
+    from imitation.refine.run import loop_check
+    from retarget.importer import load_motion
+
+    cfg = load_config(PROJECT_ROOT / "configs" / "imitation.yaml")
+    src = load_motion(PROJECT_ROOT / "motions" / "dog_pace.txt", ROBOT).resample(1.0 / cfg["env"]["dt"])
+    tol = cfg["refine"]["tolerances"]
+    itself = loop_check(src, src, cfg, ROBOT)
+    assert itself["follows_source"] and itself["failing"] == []
+    assert itself["closure_joint_rms_rad"] == pytest.approx(
+        np.sqrt(np.mean(np.square(src.dof_pos[-1] - src.dof_pos[0]))), abs=1e-9)
+    assert rep.loop_shortfalls(itself, tol) == []
+    # The first frame held (a robot standing where the pace starts): its body does not move as the source's.
+    n = src.num_frames
+    stand = Clip(fps=src.fps, root_pos=np.repeat(src.root_pos[:1], n, 0), root_quat=np.repeat(src.root_quat[:1], n, 0),
+                 dof_pos=np.repeat(src.dof_pos[:1], n, 0), foot_pos=np.repeat(src.foot_pos[:1], n, 0),
+                 foot_contact=np.repeat(src.foot_contact[:1], n, 0), joint_names=src.joint_names,
+                 foot_names=src.foot_names, loop_mode="wrap")
+    held = loop_check(stand, src, cfg, ROBOT)
+    assert not held["follows_source"] and "speed" in held["failing"] and "feet" not in held["failing"]
+    assert held["closure_joint_rms_rad"] == 0.0
+    assert any("does not follow the source" in m for m in rep.loop_shortfalls(held, tol))
+    # A cycle that ends 0.2 rad (RMS) from where it began does not close.
+    assert "rad (RMS) from where it began" in rep.loop_shortfalls({**itself, "closure_joint_rms_rad": 0.2}, tol)[0]
+
+
+def test_loop_only_cost_weights_leave_the_caches_of_motions_that_end_valid():
+    from imitation.refine.run import _searched
+
+    base = {"population": 32, "costs": {"root_pos": 4.0, "closure_joints": 5.0, "closure_velocity": 0.5},
+            "tolerances": {}, "retries": 1, "retry_generations": 60}
+    other = {**base, "costs": {**base["costs"], "closure_joints": 1.0}}
+    assert _searched(base, False, loop=False) == _searched(other, False, loop=False)
+    assert _searched(base, False, loop=True) != _searched(other, False, loop=True)
 
 
 def _clip(root_pos, rpy_deg, dof_pos, fps=50.0):
@@ -115,6 +165,7 @@ class QuadraticRollouts:
         self.knots, self.target, self.blow_up = knots, target, blow_up
         self.num_envs = 16
         self.weights = np.ones(len(TERMS))
+        self.term_names = TERMS
         self.prepared = []
 
     def prepare(self, params, first_frame, draws):

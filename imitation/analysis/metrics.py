@@ -135,6 +135,20 @@ class Trajectory:
         return np.arange(self.num_steps)[None, :] < self.length[:, None]
 
 
+def reference_trajectory(ref, frames) -> Trajectory:
+    """One episode that is the reference itself at control frames `frames` (a 1-D torch tensor; repeated frames
+    hold a pose, frames past a loop's cycle repeat it), as a recorded trajectory: what a robot that moved exactly
+    as the reference would be judged on. `ref` an imitation.env.reference.Reference."""
+    f = ref.frame(frames)
+    steps = len(frames)
+    z = np.zeros((1, steps, 12))
+    return Trajectory(dt=ref.dt, root_pos=f.root_pos.double().numpy()[None], root_quat=f.root_quat.double().numpy()[None],
+                      root_ang_vel_b=f.root_ang_vel_b.double().numpy()[None], dof_pos=f.dof_pos.double().numpy()[None],
+                      dof_vel=f.dof_vel.double().numpy()[None], torque=z, actions=z,
+                      foot_pos=f.foot_pos.double().numpy()[None], foot_contact=f.foot_contact.numpy()[None],
+                      body_contact=np.zeros((1, steps), bool))
+
+
 def _last(x: np.ndarray, length: np.ndarray) -> np.ndarray:
     """x[e, length[e] - 1, ...] for every episode."""
     idx = (length - 1).reshape(-1, *([1] * (x.ndim - 1)))

@@ -169,14 +169,33 @@ def evaluate(policy_path, *, clip=None, config=None, episodes: int = 16, randomi
              device: str = "cpu", seed: int = 0, env=None, rebuild: bool = False) -> EvalResult:
     """Evaluate one policy for `episodes` episodes from t = 0; see the module docstring. A given `env` that does
     not fit the policy's settings is an error, or with `rebuild` replaced by a new one (`EvalResult.env`)."""
+    return _evaluate(policy_path, clip=clip, config=config, episodes=episodes, randomize=randomize, device=device,
+                     seed=seed, env=env, rebuild=rebuild)[0]
+
+
+def evaluate_both(policy_path, *, clip=None, config=None, episodes: int = 16, device: str = "cpu", seed: int = 0,
+                  env=None, rebuild: bool = False) -> tuple[EvalResult, EvalResult]:
+    """(nominal, randomized) EvalResults of `episodes` episodes each, from one batch of episodes + 1 envs: env 0
+    runs the nominal robot, the others randomized physics. A nominal evaluation is deterministic (no noise, no
+    draws, from t = 0), so its one episode stands for all `episodes` of them, as `evaluate(randomize=False)`
+    would have run them; a reused `env` needs episodes + 1 envs."""
+    return _evaluate(policy_path, clip=clip, config=config, episodes=episodes, randomize=True, device=device,
+                     seed=seed, env=env, rebuild=rebuild, with_nominal=True)
+
+
+def _evaluate(policy_path, *, clip, config, episodes: int, randomize: bool, device: str, seed: int, env,
+              rebuild: bool, with_nominal: bool = False) -> tuple:
     if episodes < 1:
         raise InputError(f"episodes must be at least 1, got {episodes}")
     policy, info = load_policy(policy_path, device)
-    cfg = eval_config(info, clip=clip, config=config, episodes=episodes, randomize=randomize)
+    envs = episodes + 1 if with_nominal else episodes
+    cfg = eval_config(info, clip=clip, config=config, episodes=envs, randomize=randomize)
     want = policy_obs_dim(cfg)
     if info["obs_groups"] == ["policy"] and info["obs_dim"] is not None and info["obs_dim"] != want:
         raise InputError(_size_error(info, info["obs_dim"], want))
     diffs = [] if env is None else env_mismatch(env, cfg, randomize)
+    if with_nominal and env is not None and env.num_envs < envs:
+        diffs.append(f"env.num_envs {env.num_envs} (env) vs {envs} (the nominal episode beside the randomized ones)")
     if diffs and not rebuild:
         raise InputError("the given env does not fit this policy's settings: " + "; ".join(diffs))
     if env is None or diffs:
@@ -199,16 +218,24 @@ def evaluate(policy_path, *, clip=None, config=None, episodes: int = 16, randomi
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        traj, fault = _rollouts(env, policy, episodes, cfg)
+        recorder = _rollouts(env, policy, envs, cfg, nominal_env0=with_nominal)
 
     from retarget.clip import read_clip
 
     ref = read_clip(cfg["clip"], env.robot_desc)
-    metrics = episode_metrics(traj, ref, cfg["success"], reference=env.ref)
-    metrics["fault"] = fault
-    metrics["success"] = metrics["success"] & ~fault
-    settings = _settings(cfg, info, episodes, randomize, seed, env.episode_length_s)
-    return EvalResult(summary=summarize(metrics), metrics=metrics, trajectory=traj, settings=settings, env=env)
+
+    def result(episodes_of: np.ndarray, randomized: bool) -> EvalResult:
+        traj = recorder.trajectory(episodes_of)
+        fault = recorder.faults(episodes_of)
+        metrics = episode_metrics(traj, ref, cfg["success"], reference=env.ref)
+        metrics["fault"] = fault
+        metrics["success"] = metrics["success"] & ~fault
+        settings = _settings(cfg, info, episodes, randomized, seed, env.episode_length_s)
+        return EvalResult(summary=summarize(metrics), metrics=metrics, trajectory=traj, settings=settings, env=env)
+
+    if not with_nominal:
+        return (result(np.arange(episodes), randomize),)
+    return result(np.zeros(episodes, dtype=int), False), result(np.arange(1, envs), True)
 
 
 def _size_error(info, policy_dim, env_dim) -> str:
@@ -216,17 +243,27 @@ def _size_error(info, policy_dim, env_dim) -> str:
             f"(Genesis backflip layout: 60, plus future reference frames if configured)")
 
 
-def _rollouts(env, policy, episodes: int, cfg: dict) -> tuple[Trajectory, np.ndarray]:
-    """Run ceil(episodes / num_envs) batches of full episodes from t = 0; returns the first `episodes`."""
+def _rollouts(env, policy, episodes: int, cfg: dict, nominal_env0: bool = False) -> "TrajectoryRecorder":
+    """Run ceil(episodes / num_envs) batches of full episodes from t = 0 (the recorder holds them);
+    `nominal_env0`: env 0 of the (single) batch runs the nominal robot whatever the ranges."""
     steps = env.max_episode_length                     # T: samples 0..T at k * dt
     dr_cfg = cfg["domain_randomization"]
     recorder = TrajectoryRecorder(env)
+    latency = bool(cfg["env"]["action_latency"])
+
+    def record(k, dones):
+        if k == 0 and nominal_env0:     # after the reset's draws, before the first step
+            one, zero, first = torch.ones(1, 1, device=env.device), torch.zeros(1, 1, device=env.device), \
+                torch.zeros(1, dtype=torch.long, device=env.device)
+            env.set_physics(first, one, zero, one, one)
+            env.delayed[0] = latency
+        return recorder(k, dones)
+
     # Randomized ranges, or the nominal values for an env built with per-env parameters.
-    with env.playback(steps, dr_ranges=dr_cfg if dr_cfg["enabled"] else NOMINAL_DR,
-                      latency=bool(cfg["env"]["action_latency"])):
+    with env.playback(steps, dr_ranges=dr_cfg if dr_cfg["enabled"] else NOMINAL_DR, latency=latency):
         for _ in range(math.ceil(episodes / env.num_envs)):
-            rollout(env, steps, policy, recorder)
-    return recorder.trajectory(slice(episodes)), recorder.faults(slice(episodes))
+            rollout(env, steps, policy, record)
+    return recorder
 
 
 class TrajectoryRecorder:
@@ -268,7 +305,7 @@ class TrajectoryRecorder:
         return self._cat("frame", episodes)
 
     def trajectory(self, episodes: slice = slice(None), cut_at_faults: bool = True) -> Trajectory:
-        """The recorded `episodes`; `cut_at_faults`: an episode ends with the sample before its physics fault (else
+        """The recorded `episodes` (a slice or an index array); `cut_at_faults`: an episode ends with the sample before its physics fault (else
         every sample counts)."""
         length = None
         if cut_at_faults:

@@ -19,6 +19,12 @@ and outcome terms, from the last scored frame:
                     and the share of feet whose contact differs from the source's, at the clip's end (only when the
                     scored frames reach it)
 
+and, for a looping clip, whose refined cycle must end in the state it began in (the next cycle starts there):
+
+    closure_joints    joint RMSE at the cycle's end against the reference there (its frame 0) (rad)
+    closure_velocity  body-frame base velocity error (m/s) + 0.1 x angular (rad/s) + 0.05 x joint velocity RMSE
+                      (rad/s) at the cycle's end
+
 The total is the weighted sum (weights from the config's `refine.costs`).
 """
 
@@ -31,6 +37,7 @@ from ..utils.rotations import quat_error_angle
 
 TERMS = ("root_pos", "root_rot", "joint_pos", "foot_pos", "contact", "body_contact", "height_deficit",
          "joint_limit", "torque_limit", "net_rotation", "end_pos", "end_height", "end_rot", "end_contact")
+LOOP_TERMS = ("closure_joints", "closure_velocity")
 _STEP_TERMS = TERMS[:9]
 LIMIT_MARGIN = 0.02   # rad
 
@@ -46,7 +53,8 @@ class Cost:
 
     def __init__(self, ref, weights: dict, height_margin: float, robot_limits: tuple, num_envs: int, device):
         self.ref = ref
-        self.weights = torch.tensor([weights[t] for t in TERMS], dtype=torch.float32, device=device)
+        self.names = TERMS + (LOOP_TERMS if ref.loop else ())
+        self.weights = torch.tensor([weights[t] for t in self.names], dtype=torch.float32, device=device)
         self.height_margin = height_margin
         self.lower, self.upper, self.effort = (torch.as_tensor(v, dtype=torch.float32, device=device)
                                                for v in robot_limits)
@@ -96,6 +104,8 @@ class Cost:
         self.frames += 1
         self.last = frame
         self._end_state = (env.root_pos.clone(), quat.clone(), env.foot_contact.clone())
+        if self.ref.loop:
+            self._end_motion = (q.clone(), env.dof_vel.clone(), env.root_lin_vel_b.clone(), env.root_ang_vel_b.clone())
 
     def result(self, at_end: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(terms (n, len(TERMS)) unweighted, total (n,)): the mean tracking terms and the outcome terms.
@@ -114,6 +124,16 @@ class Cost:
         else:
             end = torch.zeros(self.n, 4, device=self.device)
         terms = torch.cat([step_means, rotation[:, None], end], dim=-1)
+        if self.ref.loop:
+            terms = torch.cat([terms, self._closure(r) if at_end else torch.zeros(self.n, 2, device=self.device)], -1)
         total = terms @ self.weights
         total = torch.where(self.faulted | ~torch.isfinite(total), torch.inf, total)
         return terms, total
+
+    def _closure(self, r) -> torch.Tensor:
+        """(n, 2): how far the end state is from the state the next cycle starts in (the reference's there)."""
+        q, dq, v, w = self._end_motion
+        rms = lambda a, b: torch.sqrt(torch.mean(torch.square(a - b), dim=-1))  # noqa: E731
+        velocity = (torch.linalg.vector_norm(v - r.root_lin_vel_b, dim=-1)
+                    + 0.1 * torch.linalg.vector_norm(w - r.root_ang_vel_b, dim=-1) + 0.05 * rms(dq, r.dof_vel))
+        return torch.stack([rms(q, r.dof_pos), velocity], dim=-1)

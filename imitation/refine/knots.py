@@ -8,6 +8,9 @@ where offset(t) interpolates linearly between values on knots every `knot_dt` se
 ~0.1 s). For a left/right-symmetric (sagittal) motion the left and right legs share their offsets, the hip
 mirrored, which halves the search (6 values per knot instead of 12).
 
+For a looping clip the offsets are periodic: the knot at the cycle's end is the knot at its start, so the PD
+targets of the next cycle continue those of this one without a jump.
+
 Knots are grouped into windows that are searched one after another (so a long clip never becomes one huge
 search); a window's candidates are scored up to a horizon past its last knot, so a push is judged by the
 flight it produces.
@@ -47,10 +50,11 @@ class Knots:
 
     A parameter vector holds `per_knot` values for each of the `num_knots` knots, knot-major. `symmetric`:
     per knot (front hip, thigh, calf, rear hip, thigh, calf) for the left legs, mirrored onto the right ones;
-    else the 12 joints in the robot's order.
+    else the 12 joints in the robot's order. `periodic`: the last knot is not a parameter, it repeats the first.
     """
 
-    def __init__(self, num_frames: int, dt: float, knot_dt: float, symmetric: bool, robot, device="cpu"):
+    def __init__(self, num_frames: int, dt: float, knot_dt: float, symmetric: bool, robot, device="cpu",
+                 periodic: bool = False):
         self.num_frames, self.dt = num_frames, dt
         duration = (num_frames - 1) * dt
         count = max(1, math.ceil(duration / knot_dt - 1e-9))
@@ -81,6 +85,12 @@ class Knots:
             else:
                 w = (tf - self.times[j]) / (self.times[j + 1] - self.times[j])
                 weights[f, j], weights[f, j + 1] = 1.0 - w, w
+        if periodic and self.num_knots > 1:
+            weights[:, 0] += weights[:, -1]
+            weights, self.times = weights[:, :-1], self.times[:-1]
+            self.num_knots -= 1
+            self.size = self.num_knots * self.per_knot
+        self.periodic = periodic
         self.expand = torch.tensor(expand, dtype=torch.float32, device=self.device)
         self.weights = torch.tensor(weights, dtype=torch.float32, device=self.device)
         # Per-value scale of the search: hips move less than thighs and calves.

@@ -15,6 +15,8 @@ from scipy.spatial.transform import Rotation
 
 from retarget.quality import flight_segments
 
+from ..analysis.metrics import tilt
+
 AXES = ("roll", "pitch", "yaw")
 
 
@@ -27,14 +29,14 @@ def net_rotation(root_quat_wxyz: np.ndarray) -> np.ndarray:
 def outcome(clip) -> dict:
     """What the motion does, from its root and foot arrays."""
     turn = np.degrees(net_rotation(clip.root_quat))
-    final_up = Rotation.from_quat(clip.root_quat[-1], scalar_first=True).apply([0.0, 0.0, 1.0])
     return {
         "net_turn_deg": dict(zip(AXES, (float(v) for v in turn))),
         "apex_m": float(clip.root_pos[:, 2].max()),
         "min_height_m": float(clip.root_pos[:, 2].min()),
         "flight_time_s": max((b - a for a, b in flight_segments(clip.foot_contact)), default=0) / clip.fps,
         "end_pos_m": [float(v) for v in clip.root_pos[-1]],
-        "final_tilt_deg": float(np.degrees(np.arccos(np.clip(final_up[2], -1.0, 1.0)))),
+        "final_tilt_deg": float(np.degrees(tilt(clip.root_quat[-1]))),
+        "duration_s": float(clip.duration),
     }
 
 
@@ -97,6 +99,18 @@ def shortfalls(result: dict, source: dict, tol: dict, body_contact_time: float |
     return out
 
 
+def loop_shortfalls(loop: dict, tol: dict) -> list[str]:
+    """What a refined cycle misses as a loop (imitation.refine.run.loop_check): it must end in the state it began
+    in, and repeated, do what its source does by the success rule."""
+    out = []
+    if loop["closure_joint_rms_rad"] > tol["loop_closure_rad"]:
+        out.append(f"the cycle ends with its joints {loop['closure_joint_rms_rad']:.3f} rad (RMS) from where it began "
+                   f"(tolerance {tol['loop_closure_rad']} rad)")
+    if not loop["follows_source"]:
+        out.append(f"repeated, the refined cycle does not follow the source (failing: {', '.join(loop['failing'])})")
+    return out
+
+
 def shortfall_times(report: dict, tol: dict) -> list[float]:
     """Times (s) where the result breaks a physical tolerance (joint limit, foot penetration, body contact);
     [] when its misses are of the whole motion (turn, tilt, end pose, apex, flight)."""
@@ -109,6 +123,9 @@ def shortfall_times(report: dict, tol: dict) -> list[float]:
         out.append(p["penetration_time_s"])
     if report.get("body_contact_time_s") is not None:
         out.append(report["body_contact_time_s"])
+    loop = report.get("loop")
+    if loop and loop["closure_joint_rms_rad"] > tol["loop_closure_rad"]:
+        out.append(report["result"].get("duration_s", float("inf")))
     return out
 
 
@@ -141,6 +158,12 @@ def format_report(report: dict) -> str:
     lines.append(f"    {'nominal robot total':22s}{report['nominal_cost_before']:10.4f} -> {report['nominal_cost_after']:.4f}")
     for w in report.get("warnings", []):
         lines.append("  note: " + w)
+    loop = report.get("loop")
+    if loop:
+        lines.append(f"  loop: the cycle closes within {loop['closure_joint_rms_rad']:.3f} rad (joint RMS), "
+                     f"{loop['closure_height_m'] * 100:+.1f} cm, {loop['closure_tilt_deg']:+.1f} deg tilt; repeated, it "
+                     + ("follows the source by the success rule" if loop["follows_source"] else
+                        f"fails the success rule against the source ({', '.join(loop['failing'])})"))
     lines.append("  feasible" if not report["shortfalls"] else "  SHORT OF THE SOURCE: " + "; ".join(report["shortfalls"]))
     return "\n".join(lines) + "\n"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +97,7 @@ def build_rollouts(config, overrides: dict | None, src, symmetric: bool, candida
         env = ImitationEnv(env_cfg, clip=src)
     if env.ref.num_frames != src.num_frames:
         raise ValueError(f"the refinement env's clip has {env.ref.num_frames} frames, the source {src.num_frames}")
-    knots = Knots(env.ref.num_frames, env.dt, settings["knot_dt"], symmetric, robot, env.device)
+    knots = Knots(env.ref.num_frames, env.dt, settings["knot_dt"], symmetric, robot, env.device, periodic=env.ref.loop)
     limits = (robot.lower, robot.upper, robot.effort if cfg["env"]["torque_limits"] else np.full(12, 1e6))
     cost = Cost(env.ref, settings["costs"], settings["height_margin"], limits, env.num_envs, env.device)
     rollouts = Rollouts(env, knots, cost, copies=settings["robust_copies"], ranges=cfg["domain_randomization"])
@@ -129,7 +129,6 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
     from retarget.robot import load_robot
 
     from . import report as rep
-    from .cost import TERMS
     from .knots import is_sagittal
     from .record import record
     from .search import RefineStopped, SearchState, retry_stages, search
@@ -160,7 +159,7 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
         physics is drawn the same way for every call (before and after compare on the same robots), and the
         nominal robot's total."""
         terms, _ = rollouts(params[None], env.ref.last, rng=np.random.RandomState(seed))
-        out = {t: float(v) for t, v in zip(TERMS, terms[0] * rollouts.weights)}
+        out = {t: float(v) for t, v in zip(rollouts.term_names, terms[0] * rollouts.weights)}
         return out, float(rollouts.copy_totals[0, 0])
 
     stop = {"now": False}
@@ -179,6 +178,9 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
         offsets = knots.offsets(best[None])[0]
         before = record(env, actions=knots.offsets(zero[None])[0][:-1], latency=False, **mode)
         rec = record(env, actions=offsets[:-1], simulated_velocities=True, store_pd_target=True, latency=False, **mode)
+        if src.loop_mode == "wrap":     # the recorded cycle repeats as its source does
+            rec.clip = replace(rec.clip, loop_mode="wrap", cycle_offset_position=src.cycle_offset_position,
+                               cycle_offset_rotation=src.cycle_offset_rotation)
         result, source_outcome = rep.outcome(rec.clip), rep.outcome(src)
         report = {
             "source_file": source.name, "source": source_outcome, "before": rep.outcome(before.clip), "result": result,
@@ -192,6 +194,9 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
             "symmetric": symmetric, "seed": seed,
         }
         report["shortfalls"] = rep.shortfalls(result, source_outcome, tol, rec.body_contact_time, report["physics"])
+        if src.loop_mode == "wrap":
+            report["loop"] = loop_check(rec.clip, src, cfg, robot)
+            report["shortfalls"] += rep.loop_shortfalls(report["loop"], tol)
         report["warnings"] = rep.warnings(report)
         if rec.faulted:
             report["shortfalls"].append("the replay hit a physics fault")
@@ -242,6 +247,32 @@ def refine_motion(source, output, *, config=None, seed: int = 1, resume: bool = 
     write_clip(refined, output)
     checkpoint.unlink(missing_ok=True)
     return Refined(clip=refined, report=report, written=True)
+
+
+def loop_check(refined, src, cfg: dict, robot) -> dict:
+    """How a refined cycle closes (joint RMSE, height and tilt change between its end and its start) and whether,
+    repeated over an evaluation episode, its body moves as its source's by the success rule (`failing`: the
+    criteria it misses): a refinement that stands still where the source sways is no refinement of it."""
+    import torch
+
+    from ..analysis.metrics import reference_trajectory
+    from ..env.reference import Reference, episode_length_s
+    from ..env.success import CRITERIA_LOOP, CRITERIA_MOTION, trajectory_verdicts
+    from ..analysis.metrics import tilt
+
+    dt = cfg["env"]["dt"]
+    ref = Reference(refined, robot, dt, "cpu")
+    steps = int(round(episode_length_s({**cfg["env"], "episode_length_s": None}, ref) / dt))
+    verdicts = trajectory_verdicts(reference_trajectory(ref, torch.arange(steps + 1)), src, cfg["success"])
+    # The body's motion, not the feet's: a source whose feet float or slide has no physical foot schedule to keep
+    # (the cost tracks its feet as far as the robot can).
+    failing = [k for k in (*CRITERIA_LOOP, *CRITERIA_MOTION) if k != "feet" and k in verdicts and not verdicts[k][0]]
+    return {
+        "closure_joint_rms_rad": float(np.sqrt(np.mean(np.square(refined.dof_pos[-1] - refined.dof_pos[0])))),
+        "closure_height_m": float(refined.root_pos[-1, 2] - refined.root_pos[0, 2]),
+        "closure_tilt_deg": float(np.degrees(tilt(refined.root_quat[-1]) - tilt(refined.root_quat[0]))),
+        "follows_source": not failing, "failing": failing,
+    }
 
 
 def _within_limit_tolerance(clip, robot, progress):
@@ -363,24 +394,32 @@ def cache_status(source, cache, cfg: dict, seed: int = 1) -> str | None:
         return f"{source} changed since {cache} was refined"
     report = (cached.quality or {}).get("refinement") or {}
     retried = report.get("rounds", 1) > 1
-    if (_searched(s.get("refine") or {}, retried) != _searched(cfg["refine"], retried)
+    loop = cached.loop_mode == "wrap"
+    if (_searched(s.get("refine") or {}, retried, loop) != _searched(cfg["refine"], retried, loop)
             or s.get("physics") != refine_physics(cfg) or s.get("seed") != seed):
         return f"{cache} was refined with other settings"
     if "result" in report and "physics" in report:
-        from .report import shortfalls
+        from .report import loop_shortfalls, shortfalls
 
         missed = shortfalls(report["result"], report["source"], cfg["refine"]["tolerances"],
                             report.get("body_contact_time_s"), report["physics"])
+        if "loop" in report:
+            missed += loop_shortfalls(report["loop"], cfg["refine"]["tolerances"])
         if missed:
             return f"{cache} misses the current tolerances ({'; '.join(missed)})"
     return None
 
 
-def _searched(settings: dict, retried: bool) -> dict:
+def _searched(settings: dict, retried: bool, loop: bool) -> dict:
     """The refinement settings a search's result depends on: not the tolerances it is judged by, nor the retry
-    settings when it needed no retry."""
+    settings when it needed no retry, nor the loop-only cost weights for a motion that ends."""
+    from .cost import LOOP_TERMS
+
     drop = {"tolerances"} | (set() if retried else {"retries", "retry_generations"})
-    return {k: v for k, v in settings.items() if k not in drop}
+    out = {k: v for k, v in settings.items() if k not in drop}
+    if not loop and "costs" in out:
+        out["costs"] = {k: v for k, v in out["costs"].items() if k not in LOOP_TERMS}
+    return out
 
 
 def cached_refinement(source, cache, output, *, config=None, seed: int = 1, device: str = "cpu",

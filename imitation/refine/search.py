@@ -23,7 +23,7 @@ import torch
 from retarget.files import atomic_path
 
 from ..env.rollout import rollout
-from .cost import TERMS, Cost
+from .cost import Cost
 
 FAULT_COST = 1e9   # what CMA-ES is told for a candidate whose physics failed (pycma wants finite values)
 
@@ -69,6 +69,7 @@ class Rollouts:
         self.ranges = ranges
         self.num_envs = env.num_envs // self.copies         # candidates per call
         self.weights = cost.weights.cpu().numpy()
+        self.term_names = cost.names
 
     def draw_physics(self, rng) -> tuple[np.ndarray, np.ndarray]:
         """Physics of each copy: (copies, 4) friction ratio, added base mass, kp and kd scales, and (copies,)
@@ -147,7 +148,7 @@ class Rollouts:
 
     def __call__(self, params: np.ndarray, last_frame: int, rng=None, physics=None,
                  prefix: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(terms (P, len(TERMS)) unweighted, total (P,), +inf for a physics fault) of `params` (P, size),
+        """(terms (P, len(cost.names)) unweighted, total (P,), +inf for a physics fault) of `params` (P, size),
         P <= num_envs, scored on frames 1..last_frame; the copies' physics `physics` (from `draw_physics`), else
         drawn from `rng` (default: numpy's global random state). `prefix` i: start from the states `prepare`
         kept for its draw i (then `physics` must be that draw). The per-copy totals are kept in `copy_totals`
@@ -264,7 +265,7 @@ def search(rollouts: Rollouts, settings: dict, seed: int, state: SearchState, ch
             done_work = work_done()
             rate = (done_work - work_at_call) / max(time.time() - t_call, 1e-9)   # this search's own pace
             eta = (total_work - done_work) / max(rate, 1e-9)
-            top = sorted(zip(TERMS, state.best_terms), key=lambda kv: -kv[1])[:4]
+            top = sorted(zip(rollouts.term_names, state.best_terms), key=lambda kv: -kv[1])[:4]
             k0, k1 = st["knots"]
             polish = state.plan is None and settings["polish_generations"]
             where = "polish" if state.stage == len(plan) - 1 and polish else \

@@ -24,6 +24,7 @@ class ShardedRollouts:
         every scene holds)."""
         self.local, self.helpers, self.share = local, helpers, share
         self.knots, self.copies, self.weights, self.env = local.knots, local.copies, local.weights, local.env
+        self.term_names = local.term_names
         self.num_envs = num_candidates                     # candidates per call
         if num_candidates > share * (1 + len(helpers)) or share > local.num_envs:
             raise ValueError(f"{1 + len(helpers)} processes of {share} candidates cannot hold {num_candidates}")

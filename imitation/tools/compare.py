@@ -11,8 +11,8 @@ one CPU thread per process); wall times are then measured under contention, equa
 spreads each training over N processes (`imitation train --ranks N`: torchrun, the same envs in total, so the
 same budget and PPO batch); jobs x ranks processes then share the cores.
 
-Evaluation: imitation.evaluation.evaluate.evaluate on every run, nominal and randomized (`--episodes` each), with
-the same evaluation seed. Episodes of all seeds of a policy are pooled for the table.
+Evaluation: imitation.evaluation.evaluate.evaluate_both on every run, nominal and randomized (`--episodes` each), with
+the same evaluation seed, in one batch (the nominal condition is deterministic: one episode stands for all). Episodes of all seeds of a policy are pooled for the table.
 
 Report folder:
     report.md              verdicts (who won on what), metric tables (nominal, randomized), per-seed success,
@@ -265,9 +265,10 @@ def compare(
 
 def evaluate_groups(groups: dict, external=(), *, clip=None, episodes: int, device: str, eval_seed: int):
     """Every run of every group, and every external policy, on `episodes` episodes nominal and randomized (one env
-    per group, built with domain randomization so that it serves both conditions). Returns (PolicyData per group,
+    per group, built with domain randomization: env 0 of each batch runs the nominal robot, whose deterministic
+    episode stands for all of the nominal ones, the others the randomized episodes). Returns (PolicyData per group,
     notes for the report, the clips the policies were evaluated against)."""
-    from ..evaluation.evaluate import evaluate
+    from ..evaluation.evaluate import evaluate_both
 
     policies, notes = [], []
     clip_paths = set()
@@ -277,9 +278,8 @@ def evaluate_groups(groups: dict, external=(), *, clip=None, episodes: int, devi
         for seed, run in members:
             run_dir = run_folder(run)
             print(f"  evaluating {label} seed {seed}: {run}", flush=True)
-            rnd = evaluate(run, clip=clip, episodes=episodes, randomize=True, device=device, seed=eval_seed, env=env)
+            nom, rnd = evaluate_both(run, clip=clip, episodes=episodes, device=device, seed=eval_seed, env=env)
             env = rnd.env
-            nom = evaluate(run, clip=clip, episodes=episodes, randomize=False, device=device, seed=eval_seed, env=env)
             pdata.runs.append(_shown(run))
             pdata.seeds.append(seed)
             pdata.progress.append(read_progress(run_dir))
@@ -293,8 +293,7 @@ def evaluate_groups(groups: dict, external=(), *, clip=None, episodes: int, devi
     for path in external:
         path = Path(path)
         print(f"  evaluating the external policy {path}", flush=True)
-        rnd = evaluate(path, clip=clip, episodes=episodes, randomize=True, device=device, seed=eval_seed)
-        nom = evaluate(path, clip=clip, episodes=episodes, randomize=False, device=device, seed=eval_seed, env=rnd.env)
+        nom, rnd = evaluate_both(path, clip=clip, episodes=episodes, device=device, seed=eval_seed)
         policies.append(PolicyData(label=f"external {path.stem}", runs=[_shown(path)], progress=[[]], seeds=[0],
                                    nominal=[nom], randomized=[rnd], curves=[[]]))
         notes.append(f"external {path.stem}: {_shown(path)}, a TorchScript policy run with the settings of the Genesis "
