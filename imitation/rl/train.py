@@ -477,8 +477,10 @@ def _learn(runner, remaining: int, run_dir: Path, rank: int) -> bool:
             raise
         lost = e
     finally:
+        # After a peer failure torchrun's agent stops the surviving ranks with SIGTERM: the save and the message
+        # below come first (the agent kills with SIGKILL after its grace period).
         for sig, handler in old.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if lost is not None and sig == signal.SIGTERM else handler)
     if lost is not None:
         path = runner.save_last_finished()
         # gloo's text: "[<source file>:<line>] Read error [<peer>]: Connection reset by peer. This is typically ..."
@@ -489,5 +491,6 @@ def _learn(runner, remaining: int, run_dir: Path, rank: int) -> bool:
             print(f"stopped: another rank failed ({what}); {saved}", file=sys.stderr, flush=True)
         else:
             print(f"rank {rank} stopped: another rank failed ({what})", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGTERM, old[signal.SIGTERM])
         raise SystemExit(1)
     return interrupted
