@@ -253,9 +253,8 @@ def _rollouts(env, policy, episodes: int, cfg: dict, nominal_env0: bool = False)
 
     def record(k, dones):
         if k == 0 and nominal_env0:     # after the reset's draws, before the first step
-            one, zero, first = torch.ones(1, 1, device=env.device), torch.zeros(1, 1, device=env.device), \
-                torch.zeros(1, dtype=torch.long, device=env.device)
-            env.set_physics(first, one, zero, one, one)
+            friction, mass, kp, kd = (torch.full((1, 1), v, device=env.device) for v in (1.0, 0.0, 1.0, 1.0))
+            env.set_physics(torch.zeros(1, dtype=torch.long, device=env.device), friction, mass, kp, kd)
             env.delayed[0] = latency
         return recorder(k, dones)
 
@@ -305,8 +304,8 @@ class TrajectoryRecorder:
         return self._cat("frame", episodes)
 
     def trajectory(self, episodes: slice = slice(None), cut_at_faults: bool = True) -> Trajectory:
-        """The recorded `episodes` (a slice or an index array); `cut_at_faults`: an episode ends with the sample before its physics fault (else
-        every sample counts)."""
+        """The recorded `episodes` (a slice or an index array); `cut_at_faults`: an episode ends with the sample
+        before its physics fault (else every sample counts)."""
         length = None
         if cut_at_faults:
             samples = len(self.batches[0]["frame"])

@@ -90,7 +90,6 @@ class Knots:
             weights, self.times = weights[:, :-1], self.times[:-1]
             self.num_knots -= 1
             self.size = self.num_knots * self.per_knot
-        self.periodic = periodic
         self.expand = torch.tensor(expand, dtype=torch.float32, device=self.device)
         self.weights = torch.tensor(weights, dtype=torch.float32, device=self.device)
         # Per-value scale of the search: hips move less than thighs and calves.

@@ -255,10 +255,9 @@ def loop_check(refined, src, cfg: dict, robot) -> dict:
     criteria it misses): a refinement that stands still where the source sways is no refinement of it."""
     import torch
 
-    from ..analysis.metrics import reference_trajectory
+    from ..analysis.metrics import reference_trajectory, tilt
     from ..env.reference import Reference, episode_length_s
     from ..env.success import CRITERIA_LOOP, CRITERIA_MOTION, trajectory_verdicts
-    from ..analysis.metrics import tilt
 
     dt = cfg["env"]["dt"]
     ref = Reference(refined, robot, dt, "cpu")
