@@ -18,6 +18,8 @@ so a deployment reading either cannot get the joint order, gains or observation 
     reference         clip (path relative to the project), sha256, loop, episode_length_s
     success           the success tolerances the policy is judged with
     randomization     the domain-randomization ranges it was trained with
+    library           (a policy of several clips) per clip: clip, sha256, loop, episode_length_s, success; the
+                      fields above are those of its first clip
 
 Reading checks every field: a missing or inconsistent one is refused in one line naming it. Neither torch
 nor genesis is imported here.
@@ -97,25 +99,34 @@ def make_bundle(cfg: dict, robot, clip_path: Path, clip_rel: str, clip_sha256: s
 
 def bundle_of_folder(folder) -> dict:
     """The bundle of a run or shipped policy `folder` made from its config.yaml (a folder shipped before bundles
-    existed, or a run folder)."""
+    existed, or a run folder). A policy of a motion library: its bundle on the library's first clip (the
+    observation and actions are the same on every clip) and `library`, each clip's reference and success rule."""
     from retarget.clip import sha256_of
     from retarget.robot import PROJECT_ROOT, load_robot
 
     from . import runs
-    from .config import resolve_path
+    from .config import for_clip, resolve_path
 
     folder = Path(folder)
     cfg = runs.read_config(folder / runs.CONFIG)
-    if cfg["clip"] is None:
+    if cfg["clip"] is None and not cfg["clips"]:
         raise InputError(f"{folder / runs.CONFIG}: clip: the policy's config names no reference clip")
-    clip = resolve_path(cfg["clip"])
-    if not clip.is_file():
-        raise InputError(f"{folder / runs.CONFIG}: clip: {cfg['clip']} not found")
-    try:
-        rel = str(clip.resolve().relative_to(PROJECT_ROOT))
-    except ValueError:
-        rel = str(clip.resolve())
-    return make_bundle(cfg, load_robot(resolve_path(cfg["robot"])), clip, rel, sha256_of(clip))
+    robot = load_robot(resolve_path(cfg["robot"]))
+
+    def of_clip(cfg: dict) -> dict:
+        clip = resolve_path(cfg["clip"])
+        if not clip.is_file():
+            raise InputError(f"{folder / runs.CONFIG}: clip: {cfg['clip']} not found")
+        try:
+            rel = str(clip.resolve().relative_to(PROJECT_ROOT))
+        except ValueError:
+            rel = str(clip.resolve())
+        return make_bundle(cfg, robot, clip, rel, sha256_of(clip))
+
+    if cfg["clip"] is None:
+        per_clip = [of_clip(for_clip(cfg, i)) for i in range(len(cfg["clips"]))]
+        return {**per_clip[0], "library": [{**b["reference"], "success": b["success"]} for b in per_clip]}
+    return of_clip(cfg)
 
 
 # ---------------------------------------------------------------------------- checking
@@ -226,7 +237,22 @@ def check_bundle(b: dict, where: str) -> dict:
     _need(b, "reference.episode_length_s", (int, float), where)
     _need(b, "success", dict, where)
     _need(b, "randomization", dict, where)
+    for i, entry in enumerate(b.get("library") or []):
+        at = f"{where}: library[{i}]"
+        for key, kind in (("clip", str), ("sha256", str), ("loop", bool), ("episode_length_s", (int, float)),
+                          ("success", dict)):
+            _need(entry, key, kind, at)
     return b
+
+
+def library_entry(b: dict, clip_path: Path, clip_sha256: str) -> dict:
+    """The bundle's settings for the clip at `clip_path` ({clip, sha256, loop, episode_length_s, success}): its
+    library entry when the policy was trained on several clips and this is one of them (by content), else the
+    bundle's own reference and success (a single-clip policy, or a clip the library did not hold)."""
+    for entry in b.get("library") or []:
+        if entry["sha256"] == clip_sha256:
+            return entry
+    return {**b["reference"], "success": b["success"]}
 
 
 # ---------------------------------------------------------------------------- files

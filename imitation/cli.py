@@ -40,10 +40,47 @@ def _train_argv(args) -> list[str]:
     for flag, value in (("--config", args.config), ("--clip", args.clip), ("--num-envs", args.num_envs),
                         ("--max-iterations", args.max_iterations), ("--seed", args.seed), ("--device", args.device),
                         ("--resume", args.resume), ("--name", args.name), ("--runs-dir", args.runs_dir),
-                        ("--threads", args.threads), ("--timeout", args.timeout)):
+                        ("--threads", args.threads), ("--timeout", args.timeout), ("--init-from", args.init_from)):
         if value is not None:
             argv += [flag, str(value)]
+    if args.clips:
+        argv += ["--clips", *args.clips]
     return argv
+
+
+def _args_chain(sub) -> None:
+    c = sub.add_parser("chain", help="clips in a row as one clip (e.g. stand -> trot -> backflip -> pace), blended at "
+                                     "the seams: the reference of a policy's transitions")
+    c.add_argument("segments", nargs="+", metavar="CLIP[:SECONDS]",
+                   help="clips (.h5) in order, each optionally with its seconds (a loop runs that long through its "
+                        "cycles, default one cycle; a clip that ends runs once); 'stand:SECONDS' stands still")
+    c.add_argument("-o", "--output", required=True, help="output clip (.h5)")
+    c.add_argument("--blend", type=float, default=0.3, help="seconds over which each segment blends in (default 0.3)")
+    c.add_argument("--fps", type=float, default=50.0, help="frame rate of the chained clip (default 50)")
+    c.set_defaults(func=cmd_chain)
+
+
+def cmd_chain(args) -> int:
+    from retarget.chain import STAND, Segment, chain
+    from retarget.clip import read_clip, write_clip
+    from retarget.robot import load_robot
+
+    robot = load_robot()
+    segments = []
+    for text in args.segments:
+        path, seconds = text, None
+        head, sep, tail = text.rpartition(":")
+        if sep:
+            try:
+                path, seconds = head, float(tail)
+            except ValueError:
+                pass
+        clip = STAND if path == STAND else read_clip(path, robot)
+        segments.append(Segment(clip, seconds, label=path))
+    out = chain(segments, robot, fps=args.fps, blend_s=args.blend)
+    write_clip(out, args.output)
+    print(f"chained clip: {args.output} ({out.duration:.2f} s: {out.source_file})")
+    return 0
 
 
 def _args_train(sub) -> None:
@@ -51,6 +88,9 @@ def _args_train(sub) -> None:
     t.add_argument("--config", default=str(PROJECT_ROOT / "configs" / "imitation.yaml"),
                    help="experiment YAML (default: configs/imitation.yaml, which imitates any --clip)")
     t.add_argument("--clip", default=None, help="reference clip (.h5), overrides the config's")
+    t.add_argument("--clips", nargs="+", default=None, metavar="CLIP",
+                   help="several clips, one policy (a motion library: the config's `clips`, replaced by these; its "
+                        "observation needs reference frames ahead, e.g. --config configs/imitation_library.yaml)")
     t.add_argument("--num-envs", type=int, default=None,
                    help="envs in total: with several ranks each steps its equal share (default: the config's)")
     t.add_argument("--max-iterations", type=int, default=None, help="total iterations (also when resuming)")
@@ -64,6 +104,8 @@ def _args_train(sub) -> None:
     t.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="several ranks: longest wait for the others in one exchange before giving up (default 600)")
     t.add_argument("--resume", default=None, help="run folder or checkpoint to continue")
+    t.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="start a new run from this checkpoint's weights (a fine-tune; same observation and networks)")
     t.add_argument("--name", default=None, help="suffix of the run folder name")
     t.add_argument("--runs-dir", default="runs", help="where runs are written (default: runs/)")
     t.add_argument("--threads", type=int, default=None,
@@ -88,7 +130,7 @@ def cmd_train(args) -> int:
     from .rl.train import train
 
     run_dir = train(
-        args.config, clip=args.clip, num_envs=args.num_envs, max_iterations=args.max_iterations,
+        args.config, clip=args.clip, clips=args.clips, init_from=args.init_from, num_envs=args.num_envs, max_iterations=args.max_iterations,
         seed=args.seed, device=args.device, resume=args.resume, run_name=args.name, runs_dir=args.runs_dir,
         update_threads=args.threads, timeout_s=args.timeout,
     )
@@ -101,7 +143,9 @@ def _args_eval(sub) -> None:
     e = sub.add_parser("eval", help="score a policy: deterministic episodes from t = 0, nominal or randomized")
     e.add_argument("policy", help="run folder, checkpoint model_N.pt, exported/policy.pt, or an external TorchScript "
                                   "policy on the Genesis backflip 60-value observation (e.g. the official single.pt)")
-    e.add_argument("--clip", default=None, help="reference clip (default: the run's; an external policy: the refined backflip of the Genesis example's config)")
+    e.add_argument("--clip", default=None, help="reference clip (default: the run's; an external policy: the refined "
+                                                 "backflip of the Genesis example's config); a motion file is "
+                                                 "retargeted first")
     e.add_argument("--config", default=None, help="experiment YAML whose settings to run with (default: the run's; "
                                                    "external policies: the Genesis backflip example's)")
     e.add_argument("--episodes", type=int, default=16)
@@ -123,7 +167,29 @@ def _args_eval(sub) -> None:
     e.set_defaults(func=cmd_eval)
 
 
+def _clip_or_retargeted(clip, tmp: Path):
+    """`clip` itself if it is a clip (.h5), else the motion file retargeted into `tmp` (a held-out motion run through
+    a policy without a separate retarget step)."""
+    from retarget.formats import MOTION_SUFFIXES
+
+    if clip is None or Path(clip).suffix.lower() not in MOTION_SUFFIXES:
+        return clip
+    from retarget.importer import retarget_file
+
+    out = tmp / (Path(clip).stem + ".h5")
+    retarget_file(clip, out)
+    return out
+
+
 def cmd_eval(args) -> int:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="imitation_eval_") as tmp:
+        args.clip = _clip_or_retargeted(args.clip, Path(tmp))
+        return _eval(args)
+
+
+def _eval(args) -> int:
     from .evaluation.evaluate import evaluate, report, write_json
     from .runs import policy_label
 
@@ -528,7 +594,7 @@ def cmd_bench(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="imitation", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_args_retarget, _args_train, _args_eval, _args_play, _args_compare, _args_sweep, _args_ship, _args_record, _args_refine, _args_pipeline, _args_learn, _args_bench):
+    for add in (_args_retarget, _args_chain, _args_train, _args_eval, _args_play, _args_compare, _args_sweep, _args_ship, _args_record, _args_refine, _args_pipeline, _args_learn, _args_bench):
         add(sub)
     return p
 

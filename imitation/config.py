@@ -203,11 +203,47 @@ class RewardTerm(Spec):
         return out
 
 
+class ClipEntry(Spec):
+    """One clip of a motion library (`clips`): a path, or {clip: path, weight: share of the envs, and overrides of
+    the per-clip sections below}. A policy's settings (actions, observations, PPO) are the library's, shared by all
+    clips; what judges and ends an episode may differ per clip (a flip's success rule is not a gait's)."""
+
+    OVERRIDABLE = ("success", "termination", "rewards", "reset")
+
+    def check(self, value, where, path, partial):
+        if isinstance(value, str):
+            value = {"clip": value}
+        if not isinstance(value, dict):
+            _fail(where, path, "a clip path or a mapping {clip: path, ...}", value)
+        known = ("clip", "weight", "episode_length_s", *self.OVERRIDABLE)
+        out = {}
+        for key, v in value.items():
+            sub = f"{path}.{key}"
+            if key not in known:
+                raise ConfigError(f"{where}: {sub}: unknown key (known keys here: {', '.join(known)})")
+            if key == "clip":
+                out[key] = Str().check(v, where, sub, partial)
+            elif key == "weight":
+                out[key] = Num().check(v, where, sub, partial)
+                if out[key] <= 0:
+                    _fail(where, sub, "a positive number", v)
+            elif key == "episode_length_s":
+                out[key] = Maybe(Num()).check(v, where, sub, partial)
+            else:  # a partial override, checked against the section's schema
+                out[key] = SCHEMA.fields[key].check(v, where, sub, partial=True)
+        if "clip" not in out:
+            raise ConfigError(f"{where}: {path}.clip: required key missing")
+        out.setdefault("weight", 1.0)
+        return out
+
+
 # ---------------------------------------------------------------------------- the schema
 
 SCHEMA = Section(
     experiment=Str("imitation"),
     clip=Maybe(Str(), None),                    # path of the reference clip (HDF5), relative to the cwd
+    # A motion library: several clips, one policy (imitation/env/multi_clip.py); `clip` then stays null.
+    clips=ListOf(ClipEntry(), default=[]),
     robot=Str("configs/robot/go2.yaml"),
     seed=Int(1),
     env=Section(
@@ -487,12 +523,45 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
     if overrides:
         SCHEMA.check(overrides, "overrides", "", partial=True)
         raw = merge(raw, overrides)
-    return SCHEMA.check(raw, _display(path.resolve()), "", partial=False)
+    where = _display(path.resolve())
+    out = SCHEMA.check(raw, where, "", partial=False)
+    if out["clips"] and out["clip"] is not None:
+        raise ConfigError(f"{where}: clip: a motion library (clips) and a single clip at once; set clip: null "
+                          f"to train on the library")
+    return out
 
 
 def validate(cfg: dict, where: str = "config") -> dict:
     """Check a complete config dict (e.g. a run's saved config.yaml) and fill defaults."""
     return SCHEMA.check(cfg, where, "", partial=False)
+
+
+def for_clip(cfg: dict, clip: int | str | Path) -> dict:
+    """The single-clip config of a motion library's clip: `clip` an index into cfg["clips"] or a path. A clip the
+    library holds (by path, or a copy of one by content) gets its entry's overrides over the shared settings;
+    another (a held-out clip) the shared settings alone. A config without a library comes back with `clip` set."""
+    entries = cfg.get("clips") or []
+    if isinstance(clip, int):
+        entry = entries[clip]
+    else:
+        target = resolve_path(clip).resolve()
+        entry = next((e for e in entries if resolve_path(e["clip"]).resolve() == target), None)
+        if entry is None and entries and target.is_file():  # a copy of a library clip: by content
+            from retarget.clip import sha256_of
+
+            sha = sha256_of(target)
+            entry = next((e for e in entries if resolve_path(e["clip"]).is_file()
+                          and sha256_of(resolve_path(e["clip"])) == sha), None)
+        entry = {**(entry or {}), "clip": str(clip)}
+    out = {k: copy.deepcopy(v) for k, v in cfg.items() if k != "clips"}
+    for key in ClipEntry.OVERRIDABLE:
+        if key in entry:
+            out[key] = merge(out[key], entry[key])
+    if "episode_length_s" in entry:
+        out["env"]["episode_length_s"] = entry["episode_length_s"]
+    out["clip"] = entry["clip"]
+    out["clips"] = []
+    return out
 
 
 def defaults() -> dict:

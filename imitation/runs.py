@@ -8,7 +8,7 @@ A training run lives in `runs/<experiment>/<timestamp>[_<run name>]/`:
     progress.jsonl             one JSON record of metrics per iteration
     exported/policy.pt         the actor as TorchScript; exported/policy.onnx(.data) as ONNX when onnx is installed
     eval_curve.json            checkpoint evaluations under domain randomization (imitation sweep), and
-    eval_curve_nominal.json    without it
+    eval_curve_nominal.json    without it (a policy of several clips: one of each per clip, eval_curve_<clip>.json)
     events.out.tfevents.*      TensorBoard
 
 A shipped policy (`policies/<name>/`, imitation ship) is a flat folder: policy.pt, policy.onnx(.data), config.yaml,
@@ -149,25 +149,27 @@ def append_progress(run_dir: str | Path, record: dict) -> None:
 # ---------------------------------------------------------------------------- checkpoint evaluations
 
 
-def curve_name(randomize: bool) -> str:
-    return "eval_curve.json" if randomize else "eval_curve_nominal.json"
+def curve_name(randomize: bool, label: str = "") -> str:
+    """eval_curve.json (randomized) or eval_curve_nominal.json; a policy of several clips has one per clip, named
+    by its `label` (eval_curve_backflip.json)."""
+    return f"eval_curve{'' if randomize else '_nominal'}{'_' + label if label else ''}.json"
 
 
 def curve_files(run_dir: str | Path) -> list[Path]:
     return sorted(Path(run_dir).glob("eval_curve*.json"))
 
 
-def read_curve_doc(run_dir: str | Path, randomize: bool = True) -> dict | None:
+def read_curve_doc(run_dir: str | Path, randomize: bool = True, label: str = "") -> dict | None:
     """A run's eval curve document as written by imitation sweep; None when it has none or it is unreadable."""
     try:
-        return json.loads((Path(run_dir) / curve_name(randomize)).read_text())
+        return json.loads((Path(run_dir) / curve_name(randomize, label)).read_text())
     except (OSError, json.JSONDecodeError):
         return None
 
 
-def read_curve(run_dir: str | Path, randomize: bool = True) -> list[dict]:
+def read_curve(run_dir: str | Path, randomize: bool = True, label: str = "") -> list[dict]:
     """The rows of a run's eval curve, [] when it has none."""
-    p = Path(run_dir) / curve_name(randomize)
+    p = Path(run_dir) / curve_name(randomize, label)
     if not p.is_file():
         return []
     try:
@@ -176,8 +178,8 @@ def read_curve(run_dir: str | Path, randomize: bool = True) -> list[dict]:
         raise InputError(f"{p}: not an eval curve ({e})") from None
 
 
-def write_curve(run_dir: str | Path, randomize: bool, doc: dict) -> Path:
-    return write_text_atomic(Path(run_dir) / curve_name(randomize), json.dumps(doc, indent=1) + "\n")
+def write_curve(run_dir: str | Path, randomize: bool, doc: dict, label: str = "") -> Path:
+    return write_text_atomic(Path(run_dir) / curve_name(randomize, label), json.dumps(doc, indent=1) + "\n")
 
 
 # ---------------------------------------------------------------------------- config

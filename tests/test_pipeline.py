@@ -45,3 +45,27 @@ def test_main_command_reproduces_the_report_from_the_shipped_policies(env, tmp_p
     assert [s["skill"] for s in index] == ["backflip"] and index[0]["success_nominal"] == 1.0
     assert index[0]["seeds"] == len([p for p in SHIPPED if "reward" not in p.name])
     assert "| backflip | `motions/backflip.yaml` |" in (tmp_path / "skills.md").read_text()
+
+
+def test_a_policy_of_several_clips_is_a_row_per_clip(tmp_path):
+    """A shipped policy whose provenance lists several clips becomes one skill row per clip, judged on that clip."""
+    from imitation.tools.pipeline import discover
+
+    folder = tmp_path / "all_skills_s1"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("experiment: x\n")
+    sources = [{"clip": "motions/refined/backflip.h5", "source": {"file": "motions/backflip.yaml"},
+                "refinement": {}},
+               {"clip": "motions/retargeted/trot.h5", "source": {"file": "motions/dog_trot.txt",
+                                                                  "retarget_settings": {"fps": 30.0}}}]
+    (folder / "provenance.json").write_text(json.dumps({"clips": [s["clip"] for s in sources], "sources": sources}))
+    skills = discover(tmp_path)
+    assert list(skills) == ["all_skills-backflip", "all_skills-trot"]
+    flip, trot = skills["all_skills-backflip"], skills["all_skills-trot"]
+    assert flip.clip == PROJECT_ROOT / "motions" / "refined" / "backflip.h5" and flip.policies == [folder]
+    assert flip.refined_cache == flip.clip and trot.refined_cache is None
+    assert trot.source == PROJECT_ROOT / "motions" / "dog_trot.txt" and trot.retarget == {"fps": 30.0}
+    sources[1]["source"] = {}
+    (folder / "provenance.json").write_text(json.dumps({"clips": ["a", "b"], "sources": sources}))
+    with pytest.raises(Exception, match=r"provenance\.json: sources\[1\]: field 'source\.file' missing"):
+        discover(tmp_path)

@@ -178,3 +178,27 @@ def test_a_bad_jobs_count_is_one_line_and_writes_nothing(argv, tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert err == "error: --jobs must be at least 1, got 0"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and [p.name for p in run.iterdir()] == ["config.yaml"]
+
+
+def test_a_policy_of_several_clips_gets_a_curve_per_clip(env, env_config_path, hop_clip_path, tmp_path):
+    """A run on a motion library (here a library of the one hop clip, with its own success rule): a sweep needs the
+    clip, judges it by that clip's entry and writes eval_curve_nominal_<clip>.json."""
+    import torch
+
+    run = train(env_config_path, max_iterations=1, runs_dir=tmp_path, env=env)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    entry = {"clip": str(hop_clip_path), "weight": 1.0, "success": {"final_tilt_deg": 12.0}}
+    cfg.update(clip=None, clips=[entry])
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    ckpt = torch.load(run / "model_1.pt", weights_only=False)
+    ckpt["infos"]["config"].update(clip=None, clips=[entry])
+    torch.save(ckpt, run / "model_1.pt")
+    with pytest.raises(InputError, match="trained on several clips: sweep one of them"):
+        sweep_run(run, episodes=8, randomize=False, env=env, log=lambda *a: None)
+    rows, _ = sweep_run(run, episodes=8, randomize=False, env=env, clip=hop_clip_path, log=lambda *a: None)
+    doc = json.loads((run / f"eval_curve_nominal_{hop_clip_path.stem}.json").read_text())
+    assert doc["success_tolerances"]["final_tilt_deg"] == 12.0 and doc["rows"] == rows
+    assert not (run / "eval_curve_nominal.json").exists()
+    res = evaluate(run / "model_1.pt", clip=hop_clip_path, episodes=8, env=env)
+    assert rows[0]["successes"] == int(res.metrics["success"].sum())
+    assert read_curve(run, randomize=False, label=hop_clip_path.stem) == rows

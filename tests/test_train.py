@@ -97,3 +97,21 @@ def test_zero_output_starts_the_policy_at_its_residual_base():
     cfg = config_mod.defaults()
     cfg["ppo"]["actor"]["zero_output"] = True
     assert "zero_output" not in rsl_rl_config(cfg)["actor"]
+
+
+def test_a_new_run_starts_from_a_checkpoints_weights(env, env_config_path, tmp_path):
+    """`init_from` (a fine-tune): the new run's iteration-0 weights are the checkpoint's, its counters its own; a
+    checkpoint of other networks is refused in one line."""
+    first = train(env_config_path, max_iterations=1, runs_dir=tmp_path, run_name="a", env=env)
+    source = torch.load(first / "model_1.pt", weights_only=True)
+    tuned = train(env_config_path, max_iterations=0, runs_dir=tmp_path, run_name="b", env=env,
+                  init_from=first / "model_1.pt")
+    start = torch.load(tuned / "model_0.pt", weights_only=True)
+    assert start["iter"] == 0
+    for key in ("actor_state_dict", "critic_state_dict"):
+        assert start[key].keys() == source[key].keys()
+        assert all(torch.equal(start[key][k], source[key][k]) for k in source[key])
+    other = dict(source, actor_state_dict={k: v[..., :3] for k, v in source["actor_state_dict"].items()})
+    torch.save(other, tmp_path / "other.pt")
+    with pytest.raises(InputError, match=r"other\.pt: actor_state_dict does not fit this config's networks"):
+        train(env_config_path, max_iterations=0, runs_dir=tmp_path, env=env, init_from=tmp_path / "other.pt")

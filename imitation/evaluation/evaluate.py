@@ -84,8 +84,12 @@ def eval_config(info: dict, *, clip=None, config=None, episodes: int = 16, rando
     else:
         cfg = config_mod.load_config(BASE_CONFIG, OFFICIAL_SETTINGS)
     clip = clip if clip is not None else cfg["clip"]
+    if clip is None and cfg["clips"]:
+        raise InputError(f"{info.get('path', 'the policy')}: trained on several clips: give the one to evaluate "
+                         f"(--clip; its library: {', '.join(e['clip'] for e in cfg['clips'])})")
     if clip is None:
         raise InputError(f"{info.get('path', 'the policy')}: no reference clip in its config: give one (--clip)")
+    cfg = config_mod.for_clip(cfg, clip)  # a library's clip: its own success rule, terminations and resets
     clip_path = resolve_path(clip)
     if not clip_path.is_file():
         raise InputError(f"{clip}: reference clip not found (make one with: imitation retarget MOTION -o {clip})")

@@ -24,6 +24,7 @@ import numpy as np
 
 from retarget.errors import InputError
 
+from .. import config as config_mod
 from .. import runs
 from ..env.success import CRITERIA
 
@@ -72,8 +73,13 @@ class _Plan:
         self.ckpts = checkpoints(self.run_dir, every)
         _, info = load_policy(self.ckpts[-1][1], device)
         self.per_it = env_steps_per_iteration(self.run_dir, info["config"])
-        self.tolerances = info["config"]["success"]
-        earlier = _earlier_rows(self.run_dir, episodes, randomize, seed, clip, self.tolerances)
+        library = bool(info["config"].get("clips"))
+        if library and clip is None:
+            raise InputError(f"{self.run_dir}: trained on several clips: sweep one of them (--clip)")
+        # a policy of several clips: a curve per clip, judged by that clip's rule
+        self.label = Path(clip).stem if library else ""
+        self.tolerances = config_mod.for_clip(info["config"], clip)["success"] if library else info["config"]["success"]
+        earlier = _earlier_rows(self.run_dir, episodes, randomize, seed, clip, self.tolerances, self.label)
         self.done = {r["iteration"]: r for r in earlier}
 
     def pending(self) -> list[tuple[int, Path]]:
@@ -115,7 +121,7 @@ class _Plan:
         doc = {"run": str(self.run_dir), "episodes": self.episodes, "randomize": self.randomize, "seed": self.seed,
                "clip": None if self.clip is None else str(self.clip), "success_tolerances": self.tolerances,
                "env_steps_per_iteration": self.per_it, "rows": self.rows()}
-        runs.write_curve(self.run_dir, self.randomize, doc)
+        runs.write_curve(self.run_dir, self.randomize, doc, self.label)
 
 
 def sweep_run(run_dir, *, episodes: int = 100, randomize: bool = True, every: int | None = None, device: str = "cpu",
@@ -202,9 +208,10 @@ def _evaluate_in_worker(job):
     return i, n, res
 
 
-def _earlier_rows(run_dir: Path, episodes: int, randomize: bool, seed: int, clip, tolerances: dict) -> list[dict]:
+def _earlier_rows(run_dir: Path, episodes: int, randomize: bool, seed: int, clip, tolerances: dict,
+                  label: str = "") -> list[dict]:
     """The rows of the run's earlier sweep if it evaluated the same way and judged by the same success rule."""
-    doc = runs.read_curve_doc(run_dir, randomize)
+    doc = runs.read_curve_doc(run_dir, randomize, label)
     if doc is None:
         return []
     same = ((doc.get("episodes"), doc.get("seed"), doc.get("clip"), doc.get("success_tolerances"))

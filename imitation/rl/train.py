@@ -295,6 +295,8 @@ def train(
     resume: str | Path | None = None,
     run_name: str | None = None,
     *,
+    clips: list | None = None,
+    init_from: str | Path | None = None,
     runs_dir: str | Path = "runs",
     env=None,
     verbose: bool = False,
@@ -304,7 +306,9 @@ def train(
     """Train a policy; returns the run directory.
 
     `config_path`: experiment YAML (ignored with `resume`, which reuses the run's own config.yaml).
-    `clip`, `num_envs`, `max_iterations`, `seed` override the config. With `resume` (a run dir or a
+    `clip`, `num_envs`, `max_iterations`, `seed` override the config; `clips` (paths) replaces its motion library
+    (one policy for several clips: imitation.env.multi_clip). `init_from`: a checkpoint whose actor and critic weights
+    a new run starts from (a fine-tune; its observation must be the config's). With `resume` (a run dir or a
     checkpoint), training continues at the checkpoint's iteration up to `max_iterations` in total
     (default: the config's). `env`: an already built ImitationEnv to train in (tests reuse one).
     `update_threads`: torch CPU threads for the PPO update; default: every core this process may use (shared out
@@ -330,15 +334,7 @@ def train(
     else:
         if config_path is None:
             raise ValueError("a config file is needed unless resuming")
-        overrides: dict = {}
-        if clip is not None:
-            overrides["clip"] = str(clip)
-        if num_envs is not None:
-            overrides.setdefault("env", {})["num_envs"] = int(num_envs)
-        if max_iterations is not None:
-            overrides.setdefault("ppo", {})["max_iterations"] = int(max_iterations)
-        if seed is not None:
-            overrides["seed"] = int(seed)
+        overrides = _overrides(clip, clips, num_envs, max_iterations, seed)
         cfg = distributed.checked(lambda: _read_config(config_path, overrides, need_clip=env is None))
         run_dir = runs.new_run_dir(runs_dir, cfg["experiment"], run_name)
         run_dir = Path(distributed.from_rank0(str(run_dir)))  # rank 0's clock names the run
@@ -357,6 +353,10 @@ def train(
     runner.add_git_repo_to_log(str(PROJECT_ROOT))
     if ckpt is None and cfg["ppo"]["actor"]["zero_output"]:
         zero_output(runner.alg.actor)
+    if ckpt is None and init_from is not None:
+        _init_weights(runner, init_from, device)
+        if rank == 0:
+            print(f"weights from {init_from}")
     if ckpt is not None:
         runner.load(ckpt)
         env.env_steps = runner.completed * cfg["ppo"]["num_steps_per_env"] * env.num_envs  # where a curriculum was
@@ -380,6 +380,33 @@ def train(
         what = "stopped" if interrupted else "finished"
         print(f"{what} at iteration {runner.completed} after {time.time() - t0:.0f} s: checkpoint {path}, run {run_dir}")
     return run_dir
+
+
+def _overrides(clip, clips, num_envs, max_iterations, seed) -> dict:
+    """The command line's changes to a new run's config."""
+    out: dict = {}
+    if clip is not None:
+        out["clip"] = str(clip)
+    if clips:
+        out["clips"], out["clip"] = [str(c) for c in clips], None
+    if num_envs is not None:
+        out.setdefault("env", {})["num_envs"] = int(num_envs)
+    if max_iterations is not None:
+        out.setdefault("ppo", {})["max_iterations"] = int(max_iterations)
+    if seed is not None:
+        out["seed"] = int(seed)
+    return out
+
+
+def _init_weights(runner, path, device: str) -> None:
+    """The actor's and critic's weights of checkpoint `path` (not its optimizer state or iteration)."""
+    state = runs.load_checkpoint(path, device)
+    for model, key in ((runner.alg.actor, "actor_state_dict"), (runner.alg.critic, "critic_state_dict")):
+        try:
+            model.load_state_dict(state[key])
+        except (KeyError, RuntimeError) as e:
+            first = str(e).strip().splitlines()[0]
+            raise InputError(f"{path}: {key} does not fit this config's networks ({first})") from None
 
 
 def _resumed(resume, clip, rank: int, world: int) -> tuple[dict, Path, object]:
@@ -406,24 +433,33 @@ def _resumed(resume, clip, rank: int, world: int) -> tuple[dict, Path, object]:
 
 
 def _read_config(config_path, overrides: dict, need_clip: bool) -> dict:
-    """The experiment config with the command line's overrides; its clip checked before a run folder exists."""
-    loaded = config_mod.load_config(config_path, overrides)
-    if loaded["clip"] is None and need_clip:
-        raise InputError(f"{config_path}: clip: no reference clip in this config; give one with --clip CLIP")
-    if loaded["clip"] is not None:
-        from retarget.clip import read_clip
-        from retarget.robot import load_robot
+    """The experiment config with the command line's overrides; its clip (or its library's clips) checked before a
+    run folder exists."""
+    from retarget.clip import read_clip
+    from retarget.robot import load_robot
 
+    loaded = config_mod.load_config(config_path, overrides)
+    if loaded["clip"] is None and not loaded["clips"] and need_clip:
+        raise InputError(f"{config_path}: clip: no reference clip in this config; give one with --clip CLIP")
+    robot = load_robot(resolve_path(loaded["robot"]))
+    if loaded["clip"] is not None:
         loaded["clip"] = str(resolve_path(loaded["clip"]).resolve())
-        read_clip(loaded["clip"], load_robot(resolve_path(loaded["robot"])))
+        read_clip(loaded["clip"], robot)
+    for entry in loaded["clips"]:
+        entry["clip"] = str(resolve_path(entry["clip"]).resolve())
+        read_clip(entry["clip"], robot)
+    if loaded["clips"] and not loaded["env"]["observations"]["future_frames"]:
+        raise InputError(f"{config_path}: env.observations.future_frames: a motion library needs reference frames "
+                         f"ahead in the observation (they tell the policy which clip it performs), e.g. [1, 10]")
     return loaded
 
 
 def _ranks_agree(cfg: dict, world: int) -> None:
     """Each rank read its own config and clip (on several nodes: its own files); they must be the same, and the
     envs must split evenly."""
-    shown = {k: v for k, v in cfg.items() if k not in ("run_name", "clip")}  # the clip by content, not path
-    clip_sha = distributed.checked(lambda: sha256_of(cfg["clip"]) if cfg["clip"] else "none")
+    shown = {k: v for k, v in cfg.items() if k not in ("run_name", "clip", "clips")}  # clips by content, not path
+    paths = [cfg["clip"]] if cfg["clip"] else [e["clip"] for e in cfg["clips"]]
+    clip_sha = distributed.checked(lambda: " ".join(sha256_of(p) for p in paths) or "none")
     distributed.agree({"config": distributed.flatten(shown), "clip (sha256)": clip_sha})
     total = int(cfg["env"]["num_envs"])
     distributed.stop_on_any_error(
@@ -441,8 +477,10 @@ def _rank_env(cfg: dict, env, device: str, rank: int, world: int):
     init_genesis(device)
     if env is None:
         from ..env.imitation_env import ImitationEnv
+        from ..env.multi_clip import MultiClipEnv
 
-        env = ImitationEnv({**cfg, "seed": s, "env": {**cfg["env"], "num_envs": cfg["env"]["num_envs"] // world}})
+        make = MultiClipEnv.build if cfg["clips"] else ImitationEnv
+        env = make({**cfg, "seed": s, "env": {**cfg["env"], "num_envs": cfg["env"]["num_envs"] // world}})
     env.set_log_interval(cfg["ppo"]["num_steps_per_env"])
     if not cfg["reset"]["rsi"]:  # every env starts at t = 0: spread their clocks, or rollouts run in lockstep
         env.desynchronize()

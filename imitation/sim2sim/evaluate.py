@@ -85,7 +85,7 @@ def evaluate_mujoco(policy, *, episodes: int = 16, randomize: bool = False, vari
     traj, fault = trajectory(runs, runner.dt, runner.robot.joint_names, runner.robot.foot_names)
     from retarget.clip import read_clip
 
-    tol = runner.bundle["success"]
+    tol = runner.settings["success"]
     metrics = episode_metrics(traj, read_clip(runner.clip_path), tol, reference=runner.ref)
     metrics["fault"] = fault
     metrics["success"] = metrics["success"] & ~fault

@@ -152,8 +152,15 @@ class MujocoRunner:
             raise InputError(f"{self.clip_path}: its joints {list(clip_data.joint_names)} are not in the bundle's "
                              f"order robot.joint_names")
         self.ref = Reference(clip_data, None, self.dt, "cpu")
-        o, ph = b["observation"], b["observation"]["phase"]
-        self.spec = ObservationSpec(dt=self.dt, episode_length_s=float(ph["episode_length_s"]), loop=self.ref.loop,
+        from retarget.clip import sha256_of
+
+        from ..bundle import library_entry
+
+        # this clip's episode length and success rule (a policy of several clips: its entry for the clip)
+        self.settings = library_entry(b, self.clip_path, sha256_of(self.clip_path))
+        o = b["observation"]
+        self.spec = ObservationSpec(dt=self.dt, episode_length_s=float(self.settings["episode_length_s"]),
+                                    loop=self.ref.loop,
                                     cycle=int(self.ref.cycle), last_actions=o["last_actions"],
                                     future_frames=tuple(o["future_frames"]), future_terms=tuple(o["future_terms"]))
         if self.spec.size != o["size"]:
@@ -168,7 +175,7 @@ class MujocoRunner:
         self.base = residual_base(self.ref, rb.get("kind"), rb.get("lead", 0), rb.get("velocity_gain", 0.0)) \
             if self.residual else None
         self.default = torch.tensor(self.robot.default_pose, dtype=torch.float32)
-        self.steps = max(1, int(round(float(b["reference"]["episode_length_s"]) / self.dt)))
+        self.steps = max(1, int(round(float(self.settings["episode_length_s"]) / self.dt)))
         self._policy = None
         self._models: dict[float, Go2Model] = {}
 

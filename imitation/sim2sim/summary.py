@@ -16,9 +16,9 @@ CONDITIONS = ("nominal", "realistic", "randomized")
 FILE = "mujoco.json"
 
 
-def judge_policies(folders, episodes: int = 100, seed: int = 0, progress=print) -> dict:
-    """Every shipped policy folder of a skill in MuJoCo under the three CONDITIONS; the EvalResults of the first
-    policy's nominal run are kept under "trajectory" (for a video)."""
+def judge_policies(folders, episodes: int = 100, seed: int = 0, progress=print, clip=None) -> dict:
+    """Every shipped policy folder of a skill in MuJoCo under the three CONDITIONS, on `clip` (default: each bundle's
+    own); the EvalResults of the first policy's nominal run are kept under "trajectory" (for a video)."""
     from .evaluate import evaluate_mujoco
 
     rows, pooled = [], {c: [] for c in CONDITIONS}
@@ -27,7 +27,7 @@ def judge_policies(folders, episodes: int = 100, seed: int = 0, progress=print) 
         row = {"policy": Path(folder).name}
         for cond in CONDITIONS:
             res = evaluate_mujoco(folder, episodes=episodes, randomize=cond == "randomized",
-                                  variant="realistic" if cond == "realistic" else "nominal", seed=seed)
+                                  variant="realistic" if cond == "realistic" else "nominal", seed=seed, clip=clip)
             ok = np.asarray(res.metrics["success"], bool)
             pooled[cond].append(ok)
             row[cond] = {"success_rate": float(ok.mean()), "episodes": int(len(ok)),

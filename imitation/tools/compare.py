@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from retarget.errors import InputError
 from retarget.robot import PROJECT_ROOT
@@ -234,7 +235,7 @@ def compare(
     # ---- checkpoint sweeps of the runs without an eval curve: one process per core (imitation sweep --jobs)
     if sweep > 0:
         folders = [run_folder(run) for members in groups.values() for _, run in members if run.is_dir()]
-        todo = [d for d in folders if not read_curve(d) and run_checkpoints(d)]
+        todo = [d for d in folders if not read_curve(d, label=_curve_label(d, clip)) and run_checkpoints(d)]
         if todo:
             every = f", one per {sweep_every} iterations" if sweep_every else ""
             print(f"  evaluating the checkpoints of {len(todo)} run(s) ({sweep} randomized episodes each{every})",
@@ -263,6 +264,14 @@ def compare(
     return report
 
 
+def _curve_label(run_dir: Path, clip) -> str:
+    """Which of a run's eval curves judges it on `clip`: a policy of several clips has one per clip."""
+    cfg = run_dir / CONFIG
+    if clip is None or not cfg.is_file() or not (yaml.safe_load(cfg.read_text()) or {}).get("clips"):
+        return ""
+    return Path(clip).stem
+
+
 def evaluate_groups(groups: dict, external=(), *, clip=None, episodes: int, device: str, eval_seed: int):
     """Every run of every group, and every external policy, on `episodes` episodes nominal and randomized (one env
     per group, built with domain randomization: env 0 of each batch runs the nominal robot, whose deterministic
@@ -285,7 +294,7 @@ def evaluate_groups(groups: dict, external=(), *, clip=None, episodes: int, devi
             pdata.progress.append(read_progress(run_dir))
             pdata.nominal.append(nom)
             pdata.randomized.append(rnd)
-            pdata.curves.append(read_curve(run_dir) if run.is_dir() else [])
+            pdata.curves.append(read_curve(run_dir, label=_curve_label(run_dir, clip)) if run.is_dir() else [])
             clip_paths.add(nom.settings["clip"])
             if not pdata.progress[-1]:
                 notes.append(f"{run}: no progress.jsonl: no learning curve for this run")

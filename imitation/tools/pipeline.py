@@ -50,6 +50,7 @@ class Skill:
     refined_cache: Path | None         # the cached refinement its policies were trained on (None: not refined)
     policies: list[Path] = field(default_factory=list)
     baselines: list[Path] = field(default_factory=list)
+    clip: Path | None = None           # a policy of several clips: the library clip this row judges it on
 
 
 def discover(policies_dir: str | Path = POLICIES_DIR) -> dict[str, Skill]:
@@ -68,17 +69,27 @@ def discover(policies_dir: str | Path = POLICIES_DIR) -> dict[str, Skill]:
         if not prov_file.is_file():
             raise InputError(f"{prov_file}: missing (a shipped policy names the motion file it was made from)")
         prov = json.loads(prov_file.read_text())
-        try:
-            source = PROJECT_ROOT / prov["source"]["file"]
-        except (KeyError, TypeError):
-            raise InputError(f"{prov_file}: field 'source.file' missing") from None
-        if not source.is_file():
-            raise InputError(f"{prov_file}: source.file {prov['source']['file']} not found")
-        retarget = (prov["source"].get("retarget_settings") or {})
-        skills[name] = Skill(name, source, retarget,
-                             PROJECT_ROOT / prov["clip"] if "refinement" in prov else None,
-                             policies=folders, baselines=members.get(name + BASELINE_SUFFIX, []))
+        if prov.get("clips"):  # one policy of several clips: a row per clip, judged on the clip it was trained on
+            for i, src in enumerate(prov.get("sources") or []):
+                skill = _skill(f"{name}-{Path(src['clip']).stem}", src, f"{prov_file}: sources[{i}]", folders, [])
+                skill.clip = PROJECT_ROOT / src["clip"]
+                skills[skill.name] = skill
+            continue
+        skills[name] = _skill(name, prov, str(prov_file), folders, members.get(name + BASELINE_SUFFIX, []))
     return dict(sorted(skills.items()))
+
+
+def _skill(name: str, prov: dict, where: str, folders: list[Path], baselines: list[Path]) -> Skill:
+    """A skill from the provenance of its clip (`prov`: clip, source, refinement)."""
+    try:
+        source = PROJECT_ROOT / prov["source"]["file"]
+    except (KeyError, TypeError):
+        raise InputError(f"{where}: field 'source.file' missing") from None
+    if not source.is_file():
+        raise InputError(f"{where}: source.file {prov['source']['file']} not found")
+    retarget = (prov["source"].get("retarget_settings") or {})
+    return Skill(name, source, retarget, PROJECT_ROOT / prov["clip"] if "refinement" in prov else None,
+                 policies=folders, baselines=baselines)
 
 
 def run_skill(skill: Skill, out: Path, *, episodes: int = 100, video: bool = True, device: str = "cpu") -> Path:
@@ -89,18 +100,22 @@ def run_skill(skill: Skill, out: Path, *, episodes: int = 100, video: bool = Tru
     from .compare import compare
 
     clips = out / "clips"
-    retargeted = clips / f"{skill.name}.h5"
-    source_robot = None if skill.retarget.get("source_robot_assumed", True) else skill.retarget.get("source_robot")
-    retarget_file(skill.source, retargeted, source_robot=source_robot, fps=skill.retarget.get("fps"),
-                  method=skill.retarget.get("method", "joints"), plot=clips / f"{skill.name}.png")
-    clip = retargeted
-    if skill.refined_cache is not None:
-        clip = cached_refinement(skill.source, skill.refined_cache, clips / f"{skill.name}_refined.h5", device=device)
+    if skill.clip is not None:  # a row of a policy of several clips: the clip it was trained on (provenance sha256)
+        clip, video = skill.clip, False
+    else:
+        retargeted = clips / f"{skill.name}.h5"
+        source_robot = None if skill.retarget.get("source_robot_assumed", True) else skill.retarget.get("source_robot")
+        retarget_file(skill.source, retargeted, source_robot=source_robot, fps=skill.retarget.get("fps"),
+                      method=skill.retarget.get("method", "joints"), plot=clips / f"{skill.name}.png")
+        clip = retargeted
+        if skill.refined_cache is not None:
+            clip = cached_refinement(skill.source, skill.refined_cache, clips / f"{skill.name}_refined.h5",
+                                     device=device)
     group = lambda folders: runs.read_config(folders[0] / runs.CONFIG)["experiment"]  # noqa: E731
     labels = {group(skill.policies): "imitation"}
     if skill.baselines:
         labels[group(skill.baselines)] = "reward-only"
-    doc = judge_in_mujoco(skill, out / skill.name, episodes=episodes)
+    doc = judge_in_mujoco(skill, out / skill.name, episodes=episodes, clip=skill.clip)
     mujoco_run = [("MuJoCo", doc["trajectory"].trajectory)] if video else []
     report = compare(out / skill.name, runs=skill.policies + skill.baselines, clip=clip, episodes=episodes,
                      video=video, device=device, title=skill.name.replace("_", " "), labels=labels,
@@ -112,11 +127,12 @@ def run_skill(skill: Skill, out: Path, *, episodes: int = 100, video: bool = Tru
     return report
 
 
-def judge_in_mujoco(skill: Skill, folder: Path, *, episodes: int) -> dict:
-    """The skill's policies judged in MuJoCo (imitation.sim2sim): <folder>/mujoco.json."""
+def judge_in_mujoco(skill: Skill, folder: Path, *, episodes: int, clip: Path | None = None) -> dict:
+    """The skill's policies judged in MuJoCo (imitation.sim2sim) on `clip` (default: their bundle's):
+    <folder>/mujoco.json."""
     print(f"  {skill.name}: MuJoCo evaluation", flush=True)
     folder.mkdir(parents=True, exist_ok=True)
-    doc = summary.judge_policies(skill.policies, episodes=episodes)
+    doc = summary.judge_policies(skill.policies, episodes=episodes, clip=clip)
     summary.write(doc, folder)
     return doc
 

@@ -81,17 +81,26 @@ def ship_run(run_dir, dest, *, every: int = 5) -> Path:
 
 
 def provenance(run_dir) -> dict:
-    """The chain source motion -> clip -> training of a run (see the module docstring)."""
+    """The chain source motion -> clip -> training of a run (see the module docstring); a run on a motion library
+    lists its clips (`clips`, their paths) and the chain of each (`sources`)."""
     import yaml
 
+    cfg = yaml.safe_load((Path(run_dir) / runs.CONFIG).read_text())
+    out = {"experiment": cfg["experiment"], "seed": cfg["seed"],
+           "num_envs": cfg["env"]["num_envs"], "max_iterations": cfg["ppo"]["max_iterations"],
+           "env_steps": cfg["env"]["num_envs"] * cfg["ppo"]["num_steps_per_env"] * cfg["ppo"]["max_iterations"]}
+    if cfg.get("clips"):
+        sources = [_clip_provenance(Path(e["clip"])) for e in cfg["clips"]]
+        return {"clips": [s["clip"] for s in sources], **out, "sources": sources}
+    return {**_clip_provenance(Path(cfg["clip"])), **out}
+
+
+def _clip_provenance(clip_path: Path) -> dict:
+    """A clip's path in the project, its sha256, the motion file it was made from and how."""
     from retarget.clip import read_clip, sha256_of
     from retarget.formats import MOTION_SUFFIXES
 
-    cfg = yaml.safe_load((Path(run_dir) / runs.CONFIG).read_text())
-    clip_path = Path(cfg["clip"])
-    out = {"clip": portable_config(f"x: {clip_path}").strip()[3:], "experiment": cfg["experiment"], "seed": cfg["seed"],
-           "num_envs": cfg["env"]["num_envs"], "max_iterations": cfg["ppo"]["max_iterations"],
-           "env_steps": cfg["env"]["num_envs"] * cfg["ppo"]["num_steps_per_env"] * cfg["ppo"]["max_iterations"]}
+    out = {"clip": portable_config(f"x: {clip_path}").strip()[3:]}
     if clip_path.is_file():
         clip = read_clip(clip_path)
         out["clip_sha256"] = sha256_of(clip_path)
