@@ -447,6 +447,9 @@ def _args_pipeline(sub) -> None:
     pl.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="with --train: seeds (default 1 2 3)")
     pl.add_argument("--skills", nargs="+", default=None, metavar="SKILL",
                     help="shipped skills to evaluate (default: all of policies/)")
+    pl.add_argument("--library", action="store_true",
+                    help="also the rows of policies of several clips (policies/all_skills_s*: one row per clip, "
+                         "about 3 more minutes on 2 cores)")
     pl.add_argument("--jobs", type=int, default=2,
                     help="skills evaluated at the same time, or with --train trainings at the same time (default 2)")
     pl.add_argument("--no-index", action="store_true", help=argparse.SUPPRESS)  # one skill of a parallel run
@@ -474,7 +477,7 @@ def cmd_pipeline(args) -> int:
     out = Path(args.out)
     if not args.train:
         pipeline(out, skills=args.skills, jobs=args.jobs, episodes=args.episodes, video=not args.no_video,
-                 device=args.device, index=not args.no_index)
+                 device=args.device, index=not args.no_index, library=args.library)
         return 0
 
     from .refine.run import cached_refinement

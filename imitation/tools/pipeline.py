@@ -138,9 +138,11 @@ def judge_in_mujoco(skill: Skill, folder: Path, *, episodes: int, clip: Path | N
 
 
 def pipeline(out: str | Path, *, skills=None, jobs: int = 2, episodes: int = 100, video: bool = True,
-             device: str = "cpu", policies_dir: str | Path = POLICIES_DIR, index: bool = True) -> Path | None:
+             device: str = "cpu", policies_dir: str | Path = POLICIES_DIR, index: bool = True,
+             library: bool = False) -> Path | None:
     """Every (or the named) shipped skill, `jobs` processes at a time; returns <out>/skills.md (`index` False: no
-    skills table, for the one-skill processes of a parallel run)."""
+    skills table, for the one-skill processes of a parallel run). The rows of policies of several clips only with
+    `library` or when named: each is another evaluation of a policy the single-skill rows do not need."""
     out = Path(out)
     found = discover(policies_dir)
     if not found:
@@ -148,7 +150,7 @@ def pipeline(out: str | Path, *, skills=None, jobs: int = 2, episodes: int = 100
     unknown = sorted(set(skills or ()) - set(found))
     if unknown:
         raise InputError(f"--skills: no shipped skill {', '.join(unknown)} (shipped: {', '.join(found)})")
-    chosen = [found[s] for s in (skills or found)]
+    chosen = [found[s] for s in (skills or [n for n, s in found.items() if library or s.clip is None])]
     t0 = time.time()
     print(f"skills: {', '.join(s.name for s in chosen)}", flush=True)
     if jobs <= 1 or len(chosen) == 1:
