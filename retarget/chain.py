@@ -116,9 +116,9 @@ def chain(segments: list[Segment], robot, fps: float = 50.0, blend_s: float = 0.
         raise InputError("chain: no segments")
     if blend_s < 0:
         raise InputError(f"chain: blend {blend_s:g} s must not be negative")
+    labels = [s.label or (s.clip if isinstance(s.clip, str) else s.clip.source_file) for s in segments]
     parts, prev = [], None
-    for seg in segments:
-        name = seg.label or (seg.clip if isinstance(seg.clip, str) else seg.clip.source_file)
+    for seg, name in zip(segments, labels):
         if isinstance(seg.clip, str):
             if seg.clip != STAND or not seg.seconds or seg.seconds <= 0:
                 raise InputError(f"chain: segment {name!r}: '{STAND}' with a positive number of seconds, or a clip")
@@ -134,7 +134,6 @@ def chain(segments: list[Segment], robot, fps: float = 50.0, blend_s: float = 0.
         prev = part
     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     feet = feet_world(robot, arrays["root_pos"], arrays["root_quat"], arrays["dof_pos"])
-    labels = [s.label or (s.clip if isinstance(s.clip, str) else s.clip.source_file) for s in segments]
     return Clip(fps=float(fps), root_pos=arrays["root_pos"], root_quat=arrays["root_quat"], dof_pos=arrays["dof_pos"],
                 foot_pos=feet, foot_contact=arrays["foot_contact"], joint_names=tuple(robot.joint_names),
                 foot_names=tuple(robot.foot_names), robot=robot.name, loop_mode="none",
