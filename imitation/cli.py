@@ -105,7 +105,8 @@ def _args_train(sub) -> None:
                    help="several ranks: longest wait for the others in one exchange before giving up (default 600)")
     t.add_argument("--resume", default=None, help="run folder or checkpoint to continue")
     t.add_argument("--init-from", default=None, metavar="CHECKPOINT",
-                   help="start a new run from this checkpoint's weights (a fine-tune; same observation and networks)")
+                   help="start a new run from the weights of a checkpoint, run folder or shipped policy folder (a "
+                        "fine-tune; same observation and networks; the action noise is this config's)")
     t.add_argument("--name", default=None, help="suffix of the run folder name")
     t.add_argument("--runs-dir", default="runs", help="where runs are written (default: runs/)")
     t.add_argument("--threads", type=int, default=None,
@@ -525,6 +526,9 @@ def _args_learn(sub) -> None:
     ln.add_argument("--no-report", action="store_true", help="skip the report (evaluations, MuJoCo, video)")
     ln.add_argument("--refine-jobs", type=int, default=None,
                     help="refinement processes (default: one per core on the CPU)")
+    ln.add_argument("--init-from", default=None, metavar="POLICY",
+                    help="fine-tune from a shipped policy folder, run folder or checkpoint (e.g. a policy of several "
+                         "skills); its observation and network replace the config's")
     ln.add_argument("--device", default="cpu", help="cpu or cuda")
     ln.set_defaults(func=cmd_learn)
 
@@ -542,7 +546,8 @@ def cmd_learn(args) -> int:
                 env_steps=args.env_steps, ship_to=Path(args.ship_to), config=Path(args.config) if args.config else None,
                 refine=args.refine, source_robot=args.source_robot, fps=args.fps, method=args.method,
                 num_envs=args.num_envs, episodes=args.episodes, eval_every=args.eval_every, stop_rate=args.stop_rate,
-                stop_span=args.stop_span, report=not args.no_report, refine_jobs=args.refine_jobs, device=args.device)
+                stop_span=args.stop_span, report=not args.no_report, refine_jobs=args.refine_jobs, device=args.device,
+                init_from=Path(args.init_from) if args.init_from else None)
     try:
         shipped = learn(plan)
     except KeyboardInterrupt:

@@ -85,3 +85,33 @@ def test_bad_input_fails_before_anything_is_written(tmp_path):
         L.learn(L.Plan(source=good, name="jump", work=tmp_path / "w2", seeds=[1], ship_to=tmp_path / "p",
                        config=tmp_path / "nope.yaml"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_a_fine_tune_keeps_the_motions_config_and_the_source_policys_network(tmp_path):
+    """--init-from: the fine-tune's config is the motion's (rewards, termination, noise) with what the network it
+    starts from observes and how its actions apply; a source without a config beside it is refused in one line."""
+    from imitation import config as config_mod
+    from imitation import runs
+    from retarget.errors import InputError
+
+    library = config_mod.load_config(L.PROJECT_ROOT / "configs" / "imitation_library.yaml")
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    (policy / runs.POLICY).write_bytes(b"weights")
+    (policy / runs.CONFIG).write_text(config_mod.dump(library))
+    weights, source_cfg = L._init_source(policy)
+    assert weights == policy / runs.POLICY
+    loop = config_mod.load_config(L.CONFIGS["wrap"])
+    tuned = config_mod.load_config(L._fine_tune_config(tmp_path / "w" / "fine_tune.yaml", L.CONFIGS["wrap"], source_cfg))
+    assert tuned["env"]["observations"] == library["env"]["observations"] != loop["env"]["observations"]
+    assert tuned["ppo"]["actor"]["hidden_dims"] == library["ppo"]["actor"]["hidden_dims"]
+    assert tuned["rewards"] == loop["rewards"] and tuned["termination"] == loop["termination"]
+    assert tuned["ppo"]["actor"]["distribution_cfg"] == loop["ppo"]["actor"]["distribution_cfg"]
+    assert tuned["ppo"]["algorithm"] == loop["ppo"]["algorithm"]
+
+    (policy / runs.CONFIG).unlink()
+    with pytest.raises(InputError, match=r"policy\.pt: no config\.yaml beside it"):
+        L._init_source(policy)
+    with pytest.raises(InputError, match=r"empty: --init-from needs a checkpoint"):
+        (tmp_path / "empty").mkdir()
+        L._init_source(tmp_path / "empty")

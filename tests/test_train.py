@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from imitation import config as config_mod
+from imitation import runs
 from imitation.rl.train import train
 from retarget.errors import InputError
 
@@ -100,17 +101,29 @@ def test_zero_output_starts_the_policy_at_its_residual_base():
 
 
 def test_a_new_run_starts_from_a_checkpoints_weights(env, env_config_path, tmp_path):
-    """`init_from` (a fine-tune): the new run's iteration-0 weights are the checkpoint's, its counters its own; a
-    checkpoint of other networks is refused in one line."""
+    """`init_from` (a fine-tune): the new run's iteration-0 weights are the checkpoint's, its action noise its own
+    config's, its counters its own; from a TorchScript policy the actor's weights and a fresh critic; a checkpoint of
+    other networks is refused in one line."""
     first = train(env_config_path, max_iterations=1, runs_dir=tmp_path, run_name="a", env=env)
     source = torch.load(first / "model_1.pt", weights_only=True)
-    tuned = train(env_config_path, max_iterations=0, runs_dir=tmp_path, run_name="b", env=env,
-                  init_from=first / "model_1.pt")
+    init_std = runs.read_config(first / runs.CONFIG)["ppo"]["actor"]["distribution_cfg"]["init_std"]
+    tuned = train(env_config_path, max_iterations=0, runs_dir=tmp_path, run_name="b", env=env, init_from=first)
     start = torch.load(tuned / "model_0.pt", weights_only=True)
     assert start["iter"] == 0
     for key in ("actor_state_dict", "critic_state_dict"):
         assert start[key].keys() == source[key].keys()
-        assert all(torch.equal(start[key][k], source[key][k]) for k in source[key])
+        assert all(torch.equal(start[key][k], source[key][k]) for k in source[key] if not k.startswith("distribution."))
+    std, trained_std = start["actor_state_dict"]["distribution.std_param"], source["actor_state_dict"]["distribution.std_param"]
+    assert torch.allclose(std, torch.full_like(std, init_std)) and not torch.allclose(trained_std, std)
+
+    scripted = runs.find_export(first)
+    assert scripted is not None
+    from_script = torch.load(train(env_config_path, max_iterations=0, runs_dir=tmp_path, run_name="c", env=env,
+                                   init_from=scripted) / "model_0.pt", weights_only=True)
+    actor, critic = from_script["actor_state_dict"], from_script["critic_state_dict"]
+    assert all(torch.equal(actor[k], source["actor_state_dict"][k]) for k in actor if k.startswith("mlp."))
+    assert not torch.equal(critic["mlp.0.weight"], source["critic_state_dict"]["mlp.0.weight"])
+
     other = dict(source, actor_state_dict={k: v[..., :3] for k, v in source["actor_state_dict"].items()})
     torch.save(other, tmp_path / "other.pt")
     with pytest.raises(InputError, match=r"other\.pt: actor_state_dict does not fit this config's networks"):

@@ -307,8 +307,8 @@ def train(
 
     `config_path`: experiment YAML (ignored with `resume`, which reuses the run's own config.yaml).
     `clip`, `num_envs`, `max_iterations`, `seed` override the config; `clips` (paths) replaces its motion library
-    (one policy for several clips: imitation.env.multi_clip). `init_from`: a checkpoint whose actor and critic weights
-    a new run starts from (a fine-tune; its observation must be the config's). With `resume` (a run dir or a
+    (one policy for several clips: imitation.env.multi_clip). `init_from`: a checkpoint, run folder or shipped policy
+    whose weights a new run starts from (a fine-tune; its observation must be the config's; see _init_weights). With `resume` (a run dir or a
     checkpoint), training continues at the checkpoint's iteration up to `max_iterations` in total
     (default: the config's). `env`: an already built ImitationEnv to train in (tests reuse one).
     `update_threads`: torch CPU threads for the PPO update; default: every core this process may use (shared out
@@ -399,14 +399,34 @@ def _overrides(clip, clips, num_envs, max_iterations, seed) -> dict:
 
 
 def _init_weights(runner, path, device: str) -> None:
-    """The actor's and critic's weights of checkpoint `path` (not its optimizer state or iteration)."""
-    state = runs.load_checkpoint(path, device)
+    """Start from the weights of `path`: a checkpoint (actor and critic), a run folder (its latest checkpoint) or a
+    shipped policy folder or TorchScript policy (the actor only; the critic starts afresh). The action noise is the
+    new run's own (its config's init_std): a fine-tune on another motion explores anew rather than at the noise the
+    source run had shrunk to."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such checkpoint, run folder or policy folder")
+    if path.is_dir():
+        found = runs.checkpoints(path)
+        file = found[-1][1] if found else runs.find_export(path)
+        if file is None:
+            raise InputError(f"{path}: no checkpoint model_<n>.pt and no {runs.POLICY} in this folder")
+        path = file
+    try:
+        state = {"actor_state_dict": dict(torch.jit.load(str(path), map_location=device).state_dict())}
+    except (RuntimeError, ValueError):
+        state = runs.load_checkpoint(path, device)
     for model, key in ((runner.alg.actor, "actor_state_dict"), (runner.alg.critic, "critic_state_dict")):
-        try:
-            model.load_state_dict(state[key])
-        except (KeyError, RuntimeError) as e:
-            first = str(e).strip().splitlines()[0]
-            raise InputError(f"{path}: {key} does not fit this config's networks ({first})") from None
+        if key not in state and key == "critic_state_dict":
+            continue
+        own = model.state_dict()
+        weights = {k: v for k, v in (state.get(key) or {}).items() if not k.startswith("distribution.")}
+        missing = sorted(k for k in own if not k.startswith("distribution.") and k not in weights)
+        odd = sorted(k for k, v in weights.items() if k not in own or own[k].shape != v.shape)
+        if missing or odd:
+            what = f"no {missing[0]}" if missing else f"{odd[0]} of shape {tuple(weights[odd[0]].shape)}"
+            raise InputError(f"{path}: {key} does not fit this config's networks ({what})")
+        model.load_state_dict({**own, **weights})
 
 
 def _resumed(resume, clip, rank: int, world: int) -> tuple[dict, Path, object]:

@@ -63,6 +63,7 @@ class Plan:
     stop_span: int = 500_000             # env steps the evaluations must hold stop_rate over
     report: bool = True
     refine_jobs: int | None = None       # refinement processes (default: one per core on the CPU)
+    init_from: Path | None = None        # a checkpoint, run or shipped policy to fine-tune from
     device: str = "cpu"
     stages: dict = field(default_factory=dict)
 
@@ -139,6 +140,8 @@ def _check_inputs(plan: Plan) -> None:
     load_motion(plan.source, source_robot=plan.source_robot, fps=plan.fps, method=plan.method)
     if plan.config is not None:
         config_mod.load_config(plan.config)
+    if plan.init_from is not None:
+        _init_source(plan.init_from)
 
 
 def _retarget(plan: Plan, display: Display) -> Path:
@@ -225,12 +228,17 @@ def _train(plan: Plan, clip: Path, seed: int, display: Display) -> tuple[Path, i
     from .. import config as config_mod
 
     config = plan.config or CONFIGS[read_clip(clip, load_robot()).loop_mode]
+    weights = None
+    if plan.init_from is not None:
+        weights, source_cfg = _init_source(plan.init_from)
+        config = _fine_tune_config(plan.work / "fine_tune.yaml", config, source_cfg)
     cfg = config_mod.load_config(config)
     iterations = iterations_for(plan.env_steps, cfg, plan.num_envs)
     stage = f"train_s{seed}"
     key = {"clip_sha256": sha256_of(clip), "config_sha256": _config_sha(config), "seed": seed,
            "num_envs": plan.num_envs, "iterations": iterations, "episodes": plan.episodes,
-           "eval_every": plan.eval_every, "stop_rate": plan.stop_rate, "stop_span": plan.stop_span}
+           "eval_every": plan.eval_every, "stop_rate": plan.stop_rate, "stop_span": plan.stop_span,
+           "init_from_sha256": sha256_of(weights) if weights else None}
     rec = _done(plan, stage, key)
     if rec and rec.get("chosen") and Path(rec["run"]).is_dir():
         display.stage(stage, f"cached: {rec['run']} (checkpoint {rec['chosen']})")
@@ -245,6 +253,8 @@ def _train(plan: Plan, clip: Path, seed: int, display: Display) -> tuple[Path, i
     else:
         cmd += ["--config", str(config), "--clip", str(clip), "--num-envs", str(plan.num_envs), "--seed", str(seed),
                 "--runs-dir", str(runs_dir), "--name", f"{plan.name}_s{seed}"]
+        if weights is not None:
+            cmd += ["--init-from", str(weights)]
     display.stage(stage, f"{iterations} iterations ({plan.env_steps / 1e6:.1f}M env steps) at most; log {log_path}")
     started = time.time()
     proc = jobs.start(cmd, log_path, append=True, own_session=True)
@@ -260,6 +270,43 @@ def _train(plan: Plan, clip: Path, seed: int, display: Display) -> tuple[Path, i
     plan.stages[stage] = {"key": key, "run": str(run), "chosen": chosen, "wall_s": round(wall, 1)}
     _save(plan)
     return run, chosen
+
+
+# What a fine-tune takes from the policy it starts from: what the network sees and how its actions are applied,
+# and the networks' shapes. The rest (rewards, termination, success, noise, PPO) is the motion's own config.
+_INHERITED_ENV = ("observations", "action_mode", "action_scale", "residual_lead", "residual_base",
+                  "residual_velocity_gain", "clip_actions")
+_INHERITED_NET = ("class_name", "hidden_dims", "activation", "obs_normalization")
+
+
+def _init_source(path: Path) -> tuple[Path, dict]:
+    """(weights file, its run's config) of a checkpoint, run folder or shipped policy folder."""
+    path = Path(path)
+    if path.is_dir():
+        found = runs.checkpoints(path)
+        weights = found[-1][1] if found else runs.find_export(path)
+    else:
+        weights = path if path.is_file() else None
+    if weights is None:
+        raise InputError(f"{path}: --init-from needs a checkpoint model_<n>.pt, a run folder or a policy folder")
+    for folder in (weights.parent, weights.parent.parent):  # a run's exported/policy.pt has its config one up
+        if (folder / runs.CONFIG).is_file():
+            return weights, runs.read_config(folder / runs.CONFIG)
+    raise InputError(f"{weights}: no {runs.CONFIG} beside it to tell what its network observes")
+
+
+def _fine_tune_config(out: Path, base: Path, source_cfg: dict) -> Path:
+    """`base` with the observation, action and network settings of the policy a fine-tune starts from."""
+    import yaml
+
+    env = {k: source_cfg["env"][k] for k in _INHERITED_ENV if k in source_cfg["env"]}
+    ppo = {net: {k: source_cfg["ppo"][net][k] for k in _INHERITED_NET if k in source_cfg["ppo"][net]}
+           for net in ("actor", "critic")}
+    text = yaml.safe_dump({"include": str(Path(base).resolve()), "env": env, "ppo": ppo}, sort_keys=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out, "# made by imitation learn --init-from: the motion's config with what the network "
+                           "it starts from needs\n" + text)
+    return out
 
 
 def _wait_for_run(proc, runs_dir: Path, suffix: str, started: float, log_path: Path) -> Path:
