@@ -1,9 +1,10 @@
 """Shared fixtures. One Genesis scene (8 envs) is built for the whole session.
 
-Tests without Genesis run first; meanwhile a process of its own (tests/warm_kernels.py) compiles the scene's
-kernels and exits, which writes Genesis' kernel cache, and the session's scene waits for it: on a machine with an
-empty cache the compilation then overlaps those tests, and the tests that start Genesis in subprocesses find the
-kernels compiled.
+Tests without Genesis run first; meanwhile two processes of their own (tests/warm_kernels.py), one per core, compile
+the kernels and exit, which writes Genesis' kernel cache: `scene` those of the env's step and reset, which the
+session's scene waits for; `more` also those of a refinement and a render, which the tests marked `all_kernels`
+(they start Genesis in subprocesses, or render) wait for and which therefore run last. On a machine with an empty
+cache the compilation then overlaps the tests, and no subprocess compiles again.
 """
 
 from __future__ import annotations
@@ -26,35 +27,41 @@ _warm_up: dict = {}
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Tests without Genesis first (the order is otherwise kept); start compiling if any Genesis test follows."""
-    items.sort(key=lambda item: item.get_closest_marker("genesis") is not None)
+    """Tests without Genesis first, those needing every kernel last (the order is otherwise kept); start compiling
+    if any Genesis test follows."""
+    items.sort(key=lambda item: (item.get_closest_marker("genesis") is not None,
+                                 item.get_closest_marker("all_kernels") is not None))
     if any(item.get_closest_marker("genesis") for item in items):
         _warm_up["dir"] = tempfile.TemporaryDirectory(prefix="warm_kernels_")
         path = Path(_warm_up["dir"].name) / "test_imitation.yaml"
         _write_env_config(path, _write_hop_clip(path.parent / "hop.h5"))
-        _warm_up["proc"] = subprocess.Popen([sys.executable, str(Path(__file__).parent / "warm_kernels.py"), str(path)],
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-                                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+        for what in ("scene", "more"):
+            _warm_up[what] = subprocess.Popen(
+                [sys.executable, str(Path(__file__).parent / "warm_kernels.py"), str(path), what],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def pytest_sessionfinish(session, exitstatus):
-    proc = _warm_up.pop("proc", None)
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    for what in ("scene", "more"):
+        proc = _warm_up.pop(what, None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
     if "dir" in _warm_up:
         _warm_up.pop("dir").cleanup()
 
 
 @pytest.fixture(autouse=True)
 def _kernels_compiled(request):
-    """A Genesis test (its own scene, or Genesis in a subprocess) starts once the warm-up has compiled."""
+    """A Genesis test starts once the step and reset kernels are compiled; one marked all_kernels once all are."""
     if request.node.get_closest_marker("genesis") is not None:
-        _wait_for_warm_up()
+        _wait_for_warm_up("scene")
+    if request.node.get_closest_marker("all_kernels") is not None:
+        _wait_for_warm_up("more")
 
 
-def _wait_for_warm_up() -> None:
-    proc = _warm_up.get("proc")
+def _wait_for_warm_up(what: str = "scene") -> None:
+    proc = _warm_up.get(what)
     if proc is not None:
         try:
             proc.wait(timeout=WARM_UP_TIMEOUT_S)

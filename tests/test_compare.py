@@ -188,6 +188,7 @@ def test_report_of_one_policy_and_of_three(tmp_path, robot, flip_clip):
     assert summary["learning_speed"]["external single"]["median_env_steps"] is None
 
 
+@pytest.mark.all_kernels
 @pytest.mark.genesis
 def test_rollout_and_tiny_render(env, tmp_path):
     """A 5-step rollout in the session env (its settings restored after) replayed beside the ghost."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytestmark = pytest.mark.genesis
+pytestmark = [pytest.mark.genesis, pytest.mark.all_kernels]
 
 ENVS_PER_RANK = 8
 

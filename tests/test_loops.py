@@ -24,6 +24,7 @@ def test_a_clip_without_reference_fails_before_a_run_folder(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.all_kernels
 @pytest.mark.genesis
 def test_a_looping_gait_trains_through_several_cycles(tmp_path, capsys):
     clip_path = tmp_path / "pace.h5"

@@ -16,6 +16,7 @@ SHIPPED = sorted(p.parent for pattern in ("backflip_s*", "backflip_reward_s*")
                  for p in (PROJECT_ROOT / "policies").glob(f"{pattern}/config.yaml"))
 
 
+@pytest.mark.all_kernels
 @pytest.mark.genesis
 @pytest.mark.skipif(not SHIPPED, reason="no shipped policies")
 def test_main_command_reproduces_the_report_from_the_shipped_policies(env, tmp_path):

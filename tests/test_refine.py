@@ -363,6 +363,7 @@ def test_refinement_lowers_the_cost_and_writes_a_clip(refined, env):
     assert not out.with_name(out.name + ".refine-checkpoint").exists()
 
 
+@pytest.mark.all_kernels
 @pytest.mark.genesis
 def test_candidates_over_two_processes_refine_exactly_as_one(refined, env, hop_clip_path, env_config_path, tmp_path):
     from imitation.refine.run import refine_motion

@@ -112,6 +112,7 @@ def test_sweep_of_a_tiny_run_agrees_with_eval(env, env_config_path, tmp_path):
         ship_run(run, shipped)
 
 
+@pytest.mark.all_kernels
 @pytest.mark.genesis
 def test_a_sweep_over_two_processes_gives_the_rows_of_one_and_a_stopped_sweep_keeps_its_rows(env, env_config_path,
                                                                                              tmp_path):

@@ -1,21 +1,30 @@
-"""Compile the Genesis kernels of the test suite's scene in a process of its own, and exit.
+"""Compile Genesis kernels of the test suite in a process of its own, and exit (Genesis writes its kernel cache
+when a process exits).
 
-Genesis writes its kernel cache when a process exits. Started by conftest.py at the beginning of a session that
-has Genesis tests, this process compiles while the tests without Genesis run on the other core; the session's
-scene and every test that starts Genesis in a subprocess then load the kernels instead of compiling them again
-(on a machine with an empty cache, each of those processes would otherwise compile for a minute or two).
-    python tests/warm_kernels.py CONFIG
+    python tests/warm_kernels.py CONFIG scene   # the env's step and reset: what every scene needs
+    python tests/warm_kernels.py CONFIG more    # a refinement and a render: what only some tests need
+
+Started by conftest.py at the beginning of a session that has Genesis tests, one process per core: the tests
+without Genesis run meanwhile, the session's scene waits for `scene`, and the tests that start Genesis in
+subprocesses or render wait for both. On a machine with an empty cache each of those processes would otherwise
+compile the kernels again (a minute or two each), and the two sets compile side by side instead of one after the
+other.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# A refinement as short as the test suite's: a few generations of few candidates reach every kernel it uses.
+REFINE = {"refine": {"knot_dt": 0.5, "window_knots": 20, "generations": 2, "robust_copies": 1,
+                     "retries": 0, "polish_generations": 0}}
 
-def main(config: str) -> None:
+
+def main(config: str, what: str) -> None:
     import torch
 
     from imitation.config import load_config
@@ -25,12 +34,23 @@ def main(config: str) -> None:
     init_genesis("cpu")
     from imitation.env.imitation_env import ImitationEnv
 
-    env = ImitationEnv(load_config(config))
+    cfg = load_config(config)
+    env = ImitationEnv(cfg)
     zeros = torch.zeros(env.num_envs, env.num_actions)
     for _ in range(3):                  # stepping and resetting compile kernels of their own
         env.step(zeros)
     env.reset_envs(torch.ones(env.num_envs, dtype=torch.bool))
+    if what == "scene":
+        return
+    from imitation.evaluation.render import render_tracks, rollout
+    from imitation.refine.run import refine_motion
+
+    with tempfile.TemporaryDirectory() as tmp:
+        refine_motion(cfg["clip"], Path(tmp) / "refined.h5", config=config, overrides=REFINE, env=env,
+                      allow_partial=True, progress=lambda *a, **k: None)
+        ro = rollout(lambda obs: torch.zeros(obs["policy"].shape[0], env.num_actions), env, seconds=0.04)
+        render_tracks([ro.robot, ro.reference], Path(tmp) / "warm.mp4", env.dt, res=(64, 48), verbose=False)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "scene")
