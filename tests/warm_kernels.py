@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# A refinement as short as the test suite's: a few generations of few candidates reach every kernel it uses.
+# A refinement as short as the test suite's: a few generations reach every kernel it uses; over two processes, as
+# a helper's scene holds half the candidates, and a scene of another size compiles some kernels again.
 REFINE = {"refine": {"knot_dt": 0.5, "window_knots": 20, "generations": 2, "robust_copies": 1,
                      "retries": 0, "polish_generations": 0}}
 
@@ -46,7 +47,7 @@ def main(config: str, what: str) -> None:
     from imitation.refine.run import refine_motion
 
     with tempfile.TemporaryDirectory() as tmp:
-        refine_motion(cfg["clip"], Path(tmp) / "refined.h5", config=config, overrides=REFINE, env=env,
+        refine_motion(cfg["clip"], Path(tmp) / "refined.h5", config=config, overrides=REFINE, env=env, jobs=2,
                       allow_partial=True, progress=lambda *a, **k: None)
         ro = rollout(lambda obs: torch.zeros(obs["policy"].shape[0], env.num_actions), env, seconds=0.04)
         render_tracks([ro.robot, ro.reference], Path(tmp) / "warm.mp4", env.dt, res=(64, 48), verbose=False)
