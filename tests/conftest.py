@@ -1,10 +1,10 @@
 """Shared fixtures. One Genesis scene (8 envs) is built for the whole session.
 
-Tests without Genesis run first; meanwhile two processes of their own (tests/warm_kernels.py), one per core, compile
-the kernels and exit, which writes Genesis' kernel cache: `scene` those of the env's step and reset, which the
-session's scene waits for; `more` also those of a refinement and a render, which the tests marked `all_kernels`
-(they start Genesis in subprocesses, or render) wait for and which therefore run last. On a machine with an empty
-cache the compilation then overlaps the tests, and no subprocess compiles again.
+Tests without Genesis run first; meanwhile processes of their own (tests/warm_kernels.py) compile Genesis kernels
+and exit, which writes Genesis' kernel cache: `scene` (the env's step and reset) and `render` side by side, then
+`refine` once `scene` is cached. The session's scene waits for `scene`; the tests marked `all_kernels` (they start
+Genesis in subprocesses, or render) wait for all three and run last. On a machine with an empty cache the
+compilation then overlaps the tests, and no subprocess compiles again.
 """
 
 from __future__ import annotations
@@ -35,14 +35,19 @@ def pytest_collection_modifyitems(session, config, items):
         _warm_up["dir"] = tempfile.TemporaryDirectory(prefix="warm_kernels_")
         path = Path(_warm_up["dir"].name) / "test_imitation.yaml"
         _write_env_config(path, _write_hop_clip(path.parent / "hop.h5"))
-        for what in ("scene", "more"):
-            _warm_up[what] = subprocess.Popen(
-                [sys.executable, str(Path(__file__).parent / "warm_kernels.py"), str(path), what],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        _warm_up["config"] = path
+        _start_warm_up("scene")
+        _start_warm_up("render")
+
+
+def _start_warm_up(what: str) -> None:
+    _warm_up[what] = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "warm_kernels.py"), str(_warm_up["config"]), what],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def pytest_sessionfinish(session, exitstatus):
-    for what in ("scene", "more"):
+    for what in ("scene", "render", "refine"):
         proc = _warm_up.pop(what, None)
         if proc is not None and proc.poll() is None:
             proc.kill()
@@ -57,16 +62,22 @@ def _kernels_compiled(request):
     if request.node.get_closest_marker("genesis") is not None:
         _wait_for_warm_up("scene")
     if request.node.get_closest_marker("all_kernels") is not None:
-        _wait_for_warm_up("more")
+        _wait_for_warm_up("render")
+        _wait_for_warm_up("refine")
 
 
 def _wait_for_warm_up(what: str = "scene") -> None:
+    """Wait for a warm-up process; the refinement's starts once the scene's kernels are cached."""
+    if what == "refine":
+        _wait_for_warm_up("scene")
     proc = _warm_up.get(what)
     if proc is not None:
         try:
             proc.wait(timeout=WARM_UP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             proc.kill()
+    if what == "scene" and "config" in _warm_up and "refine" not in _warm_up:
+        _start_warm_up("refine")
 
 
 def _write_hop_clip(path: Path) -> Path:

@@ -1,14 +1,14 @@
 """Compile Genesis kernels of the test suite in a process of its own, and exit (Genesis writes its kernel cache
 when a process exits).
 
-    python tests/warm_kernels.py CONFIG scene   # the env's step and reset: what every scene needs
-    python tests/warm_kernels.py CONFIG more    # a refinement and a render: what only some tests need
+    python tests/warm_kernels.py CONFIG scene    # the env's step and reset: what every scene needs
+    python tests/warm_kernels.py CONFIG render   # a video's scene (no env)
+    python tests/warm_kernels.py CONFIG refine   # a refinement over two processes (after `scene` is cached)
 
-Started by conftest.py at the beginning of a session that has Genesis tests, one process per core: the tests
-without Genesis run meanwhile, the session's scene waits for `scene`, and the tests that start Genesis in
-subprocesses or render wait for both. On a machine with an empty cache each of those processes would otherwise
-compile the kernels again (a minute or two each), and the two sets compile side by side instead of one after the
-other.
+Started by conftest.py, one process per core: `scene` and `render` while the tests without Genesis run, `refine`
+once `scene` has exited, beside the session's first Genesis tests. The session's scene waits for `scene`; the tests
+that start Genesis in subprocesses or render wait for all three. On a machine with an empty cache each of those
+processes would otherwise compile the kernels again (a minute or two each), one after the other.
 """
 
 from __future__ import annotations
@@ -33,24 +33,33 @@ def main(config: str, what: str) -> None:
 
     torch.set_num_threads(1)
     init_genesis("cpu")
+    cfg = load_config(config)
+    if what == "render":
+        import numpy as np
+
+        from imitation.evaluation.render import render_tracks, track_from_clip
+        from retarget.clip import read_clip
+        from retarget.robot import load_robot
+
+        clip = read_clip(cfg["clip"], load_robot())
+        times = np.arange(3) * 0.02
+        with tempfile.TemporaryDirectory() as tmp:
+            render_tracks([track_from_clip(clip, times, "robot", ghost=False), track_from_clip(clip, times)],
+                          Path(tmp) / "warm.mp4", 0.02, res=(64, 48), verbose=False)
+        return
     from imitation.env.imitation_env import ImitationEnv
 
-    cfg = load_config(config)
     env = ImitationEnv(cfg)
     zeros = torch.zeros(env.num_envs, env.num_actions)
     for _ in range(3):                  # stepping and resetting compile kernels of their own
         env.step(zeros)
     env.reset_envs(torch.ones(env.num_envs, dtype=torch.bool))
-    if what == "scene":
-        return
-    from imitation.evaluation.render import render_tracks, rollout
-    from imitation.refine.run import refine_motion
+    if what == "refine":
+        from imitation.refine.run import refine_motion
 
-    with tempfile.TemporaryDirectory() as tmp:
-        refine_motion(cfg["clip"], Path(tmp) / "refined.h5", config=config, overrides=REFINE, env=env, jobs=2,
-                      allow_partial=True, progress=lambda *a, **k: None)
-        ro = rollout(lambda obs: torch.zeros(obs["policy"].shape[0], env.num_actions), env, seconds=0.04)
-        render_tracks([ro.robot, ro.reference], Path(tmp) / "warm.mp4", env.dt, res=(64, 48), verbose=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            refine_motion(cfg["clip"], Path(tmp) / "refined.h5", config=config, overrides=REFINE, env=env, jobs=2,
+                          allow_partial=True, progress=lambda *a, **k: None)
 
 
 if __name__ == "__main__":
