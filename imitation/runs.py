@@ -115,6 +115,16 @@ def find_export(folder: str | Path) -> Path | None:
     return next((p for p in (export_dir(folder) / POLICY, folder / POLICY) if p.is_file()), None)
 
 
+def weights_file(path: str | Path) -> Path | None:
+    """The weights a fine-tune starts from: a file as it is, a run folder's latest checkpoint, else a folder's
+    TorchScript policy (None if there is neither)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path if path.is_file() else None
+    found = checkpoints(path)
+    return found[-1][1] if found else find_export(path)
+
+
 def export_files(run_dir: str | Path) -> list[Path]:
     """A finished run's exports: the TorchScript policy, then the ONNX files there are."""
     out = export_dir(run_dir)

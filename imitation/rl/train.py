@@ -403,15 +403,10 @@ def _init_weights(runner, path, device: str) -> None:
     shipped policy folder or TorchScript policy (the actor only; the critic starts afresh). The action noise is the
     new run's own (its config's init_std): a fine-tune on another motion explores anew rather than at the noise the
     source run had shrunk to."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such checkpoint, run folder or policy folder")
-    if path.is_dir():
-        found = runs.checkpoints(path)
-        file = found[-1][1] if found else runs.find_export(path)
-        if file is None:
-            raise InputError(f"{path}: no checkpoint model_<n>.pt and no {runs.POLICY} in this folder")
-        path = file
+    file = runs.weights_file(path)
+    if file is None:
+        raise InputError(f"{path}: no checkpoint, run folder with a model_<n>.pt or folder with a {runs.POLICY}")
+    path = file
     try:
         state = {"actor_state_dict": dict(torch.jit.load(str(path), map_location=device).state_dict())}
     except (RuntimeError, ValueError):

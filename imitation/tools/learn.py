@@ -281,12 +281,7 @@ _INHERITED_NET = ("class_name", "hidden_dims", "activation", "obs_normalization"
 
 def _init_source(path: Path) -> tuple[Path, dict]:
     """(weights file, its run's config) of a checkpoint, run folder or shipped policy folder."""
-    path = Path(path)
-    if path.is_dir():
-        found = runs.checkpoints(path)
-        weights = found[-1][1] if found else runs.find_export(path)
-    else:
-        weights = path if path.is_file() else None
+    weights = runs.weights_file(path)
     if weights is None:
         raise InputError(f"{path}: --init-from needs a checkpoint model_<n>.pt, a run folder or a policy folder")
     for folder in (weights.parent, weights.parent.parent):  # a run's exported/policy.pt has its config one up
